@@ -1,0 +1,11 @@
+"""keras-resetfree: recurrent networks that run on an endless stream and never reset.
+
+Implements the reset-free training of "Never Reset Again" (Yin & Corradi,
+arXiv 2412.15983) for Keras 3 on TensorFlow, JAX and PyTorch.
+"""
+
+from keras_resetfree import layers
+from keras_resetfree.streaming import Streamer
+from keras_resetfree.version import __version__
+
+__all__ = ["Streamer", "__version__", "layers"]

@@ -1,0 +1,253 @@
+"""The stateful machinery shared by every cell family.
+
+A cell only says how one step goes (`ResetFreeCell`); `ResetFreeRNN` runs it
+over a sequence, carries and resets its state, and exposes the pure
+`stream_call` used by `keras_resetfree.Streamer`.
+"""
+
+import inspect
+
+import keras
+from keras import ops
+
+# The time loop of keras.layers.RNN itself (tf.while_loop, lax.scan or a torch
+# loop): not in keras.ops, but the layer we subclass relies on it too.
+from keras.src.backend import rnn as backend_rnn
+
+PACKAGE = "keras_resetfree"
+
+
+def check_sequences(layer_name, shape, dtype, input_dim=None):
+    """Raises a ValueError naming the layer if `shape`/`dtype` is no sequence.
+
+    Args:
+        layer_name: name used in the error message.
+        shape: the received shape (a tuple, entries may be None).
+        dtype: the received dtype.
+        input_dim: the expected feature size, or None when not known yet.
+    """
+    if getattr(shape, "rank", 0) is None:
+        return  # Unknown rank inside a traced graph: nothing to check statically.
+    shape = tuple(shape)
+    expected = f"(batch, frames, {input_dim if input_dim is not None else 'features'})"
+    if len(shape) != 3:
+        raise ValueError(
+            f"Layer '{layer_name}' expects a sequence of rank 3 {expected}; "
+            f"received an input of rank {len(shape)} with shape {shape}."
+        )
+    if input_dim is not None and shape[-1] is not None and shape[-1] != input_dim:
+        raise ValueError(
+            f"Layer '{layer_name}' expects input shape {expected}; received "
+            f"shape {shape} (feature size {shape[-1]}, expected {input_dim})."
+        )
+    if dtype is not None and "float" not in keras.backend.standardize_dtype(dtype):
+        raise ValueError(
+            f"Layer '{layer_name}' expects floating-point input {expected}; "
+            f"received dtype {keras.backend.standardize_dtype(dtype)} with "
+            f"shape {shape}. Cast it (and scale integer PCM) first."
+        )
+
+
+def decay(tau, dt):
+    """`exp(-dt / tau)` for trainable time constants, with `tau` kept >= `dt`.
+
+    The clamp keeps the decay in [exp(-1), 1): a leaky, stable integrator
+    whatever value training gives `tau`.
+    """
+    return ops.exp(-dt / ops.maximum(tau, dt))
+
+
+def _cell_arguments(cell_class):
+    """Names of the constructor arguments of a cell class and its cell bases."""
+    names = set()
+    for klass in cell_class.__mro__:
+        if issubclass(klass, ResetFreeCell) and "__init__" in vars(klass):
+            names.update(inspect.signature(klass.__init__).parameters)
+    return names - {"self", "kwargs"}
+
+
+class ResetFreeCell(keras.layers.Layer):
+    """Base class of the cells: one step of a recurrence.
+
+    A cell splits its step in two so that the layer can hoist the part that
+    does not depend on the state out of the time loop:
+
+    - `project_inputs(inputs)`: the state-free part (usually `x W + b`), applied
+      to a whole sequence `(batch, frames, features)` at once, or to one frame.
+    - `step(projected, states, training)`: the recurrence proper.
+
+    `call(inputs, states)` chains both, so every cell also works inside
+    `keras.layers.RNN`. Subclasses set `state_size` and `output_size`.
+    """
+
+    def project_inputs(self, inputs):
+        raise NotImplementedError
+
+    def step(self, projected, states, training=False):
+        raise NotImplementedError
+
+    def call(self, inputs, states, training=False):
+        return self.step(self.project_inputs(inputs), states, training=training)
+
+    def get_initial_state(self, batch_size=None):
+        sizes = (
+            self.state_size
+            if isinstance(self.state_size, (list, tuple))
+            else [self.state_size]
+        )
+        return [
+            ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes
+        ]
+
+    def build(self, input_shape):
+        self.input_dim = int(input_shape[-1])
+
+
+class ResetFreeRNN(keras.layers.RNN):
+    """Base class of the recurrent layers: runs a `ResetFreeCell` over time.
+
+    It differs from `keras.layers.RNN` in what streaming needs:
+
+    - per-frame outputs by default (`return_sequences=True`);
+    - the input projection of the cell is computed once for the whole
+      sequence, outside the time loop;
+    - a cell with a `parallel_scan` method (a linear recurrence) runs as a
+      parallel scan over the sequence unless `scan=False`;
+    - `reset_state()` returns to the cell's initial state, not to zeros;
+    - `stream_call(x, states)` is a pure function `(outputs, new_states)`
+      whatever `stateful` is, which `keras_resetfree.Streamer` uses to carry
+      the state explicitly on every backend;
+    - inputs are checked: rank 3, the built feature size, a float dtype.
+
+    Subclasses build their cell from their constructor arguments and list
+    them in `get_config` through the cell.
+    """
+
+    #: The `ResetFreeCell` subclass that the layer builds from its arguments.
+    cell_class = None
+
+    def __init__(
+        self,
+        *cell_args,
+        return_sequences=True,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        # Arguments named in the cell's constructor go to the cell, the rest
+        # (name, dtype, trainable, ...) to the layer: each layer is then just
+        # its cell class and a docstring.
+        cell_kwargs = {
+            k: kwargs.pop(k)
+            for k in list(kwargs)
+            if k in _cell_arguments(self.cell_class)
+        }
+        kwargs.pop("zero_output_for_mask", None)
+        cell = self.cell_class(
+            *cell_args,
+            dtype=kwargs.get("dtype"),
+            name=f"{self.cell_class.__name__.lower()}",
+            **cell_kwargs,
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        check_sequences(self.name, sequences_shape, None)
+        super().build(sequences_shape, initial_state_shape)
+
+    def _check_inputs(self, sequences):
+        check_sequences(
+            self.name,
+            sequences.shape,
+            sequences.dtype,
+            getattr(self.cell, "input_dim", None),
+        )
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        initial_state = list(initial_state)
+        use_scan = (
+            getattr(cell, "parallel_scan", None) is not None
+            and getattr(self, "scan", True)
+            and mask is None
+            and not self.go_backwards
+            and not self.unroll
+            # TensorFlow's scan needs a static number of frames.
+            and sequences.shape[1] is not None
+        )
+        projected = cell.project_inputs(sequences)
+        if use_scan:
+            outputs, states = cell.parallel_scan(projected, initial_state)
+            return outputs[:, -1], outputs, states
+
+        torch_stateful = keras.backend.backend() == "torch" and self.stateful
+
+        def step(projected_t, states):
+            if torch_stateful:
+                # Copies avoid in-place updates of tensors that autograd needs.
+                states = [ops.copy(s) for s in states]
+            return cell.step(projected_t, list(states), training=training)
+
+        return backend_rnn(
+            step,
+            projected,
+            initial_state,
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            return_all_outputs=self.return_sequences,
+        )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_inputs(sequences)
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+
+    def stream_call(self, sequences, states, training=False):
+        """Runs a chunk from `states` and returns `(outputs, new_states)`.
+
+        A pure function: the layer's own state variables (when `stateful`) are
+        neither read nor written. `outputs` is shaped as the layer's `call`
+        would return it (the whole chunk when `return_sequences`).
+        """
+        self._check_inputs(sequences)
+        states = [ops.cast(s, self.cell.compute_dtype) for s in states]
+        last_output, outputs, new_states = self.inner_loop(
+            sequences, states, None, training=training
+        )
+        output = outputs if self.return_sequences else last_output
+        return output, list(new_states)
+
+    def reset_state(self):
+        """Sets the state variables (when `stateful`) to the initial state."""
+        if self.states is None:
+            return
+        batch_size = ops.shape(self.states[0])[0]
+        for variable, value in zip(self.states, self.get_initial_state(batch_size)):
+            variable.assign(value)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        config.pop("zero_output_for_mask", None)
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype"):
+            cell_config.pop(key, None)
+        config.update(cell_config)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

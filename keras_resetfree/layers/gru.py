@@ -1,0 +1,105 @@
+import keras
+from keras import ops
+
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
+from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GRUCell(DenseRecurrentCell):
+    """Gated recurrent unit cell, the Keras/cuDNN variant (reset gate after `U`).
+
+        z = sigmoid(x W_z + h U_z + b_z)
+        r = sigmoid(x W_r + h U_r + b_r)
+        c = tanh(x W_h + r * (h U_h + b'_h) + b_h)
+        h = z * h + (1 - z) * c
+
+    Gate order in the kernels is `z, r, h`, as in `keras.layers.GRUCell` with
+    `reset_after=True`, so weights can be copied between the two.
+
+    Args:
+        units: size of the state and of the output.
+        use_bias: whether to add the input and recurrent biases.
+        kernel_initializer, recurrent_initializer, bias_initializer: as in
+            `keras.layers.GRUCell`.
+
+    Example:
+
+    >>> layer = keras.layers.RNN(keras_resetfree.layers.GRUCell(16))
+    """
+
+    num_gates = 3
+
+    def __init__(
+        self,
+        units,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.state_size = self.units
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.recurrent_bias = (
+            self.add_weight(
+                shape=(3 * self.units,),
+                initializer=self.bias_initializer,
+                name="recurrent_bias",
+            )
+            if self.use_bias
+            else None
+        )
+
+    def step(self, projected, states, training=False):
+        h = states[0]
+        recurrent = ops.matmul(h, self.recurrent_kernel)
+        if self.use_bias:
+            recurrent = recurrent + self.recurrent_bias
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        h_z, h_r, h_h = ops.split(recurrent, 3, axis=-1)
+        z = ops.sigmoid(x_z + h_z)
+        r = ops.sigmoid(x_r + h_r)
+        candidate = ops.tanh(x_h + r * h_h)
+        h = z * h + (1.0 - z) * candidate
+        return h, [h]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GRU(ResetFreeRNN):
+    """Gated recurrent unit layer (Keras's `reset_after=True` equations), per-frame outputs.
+
+    Args:
+        units: size of the state and of the output.
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer:
+            see `GRUCell`.
+        return_sequences: per-frame outputs (default) or the last frame only.
+        return_state: also return the final state.
+        stateful: keep the last state between calls in state variables.
+        unroll: unroll the time loop (short, fixed-length sequences; export).
+
+    Call arguments:
+        sequences: `(batch, frames, features)` float tensor.
+        initial_state: optional list with one `(batch, units)` tensor.
+        training: accepted for API uniformity.
+
+    Output shape: `(batch, frames, units)` (or `(batch, units)`), followed by
+    the state when `return_state=True`.
+
+    Example:
+
+    >>> x = keras.Input((None, 40))
+    >>> y = keras_resetfree.layers.GRU(64)(x)
+    """
+
+    cell_class = GRUCell

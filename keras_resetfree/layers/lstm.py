@@ -1,0 +1,104 @@
+import keras
+from keras import ops
+
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
+from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LSTMCell(DenseRecurrentCell):
+    """Long short-term memory cell, gate order `i, f, c, o` as in `keras.layers.LSTMCell`.
+
+        i, f, o = sigmoid(x W_{i,f,o} + h U_{i,f,o} + b_{i,f,o})
+        c = f * c + i * tanh(x W_c + h U_c + b_c)
+        h = o * tanh(c)
+
+    Args:
+        units: size of the state and of the output.
+        use_bias: whether to add `b`.
+        unit_forget_bias: start the forget-gate bias at 1 (Jozefowicz et al.).
+        kernel_initializer, recurrent_initializer, bias_initializer: as in
+            `keras.layers.LSTMCell`.
+
+    States: `[h, c]`, each `(batch, units)`.
+
+    Example:
+
+    >>> layer = keras.layers.RNN(keras_resetfree.layers.LSTMCell(16))
+    """
+
+    num_gates = 4
+
+    def __init__(
+        self,
+        units,
+        use_bias=True,
+        unit_forget_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.unit_forget_bias = unit_forget_bias
+        self.state_size = [self.units, self.units]
+
+    def initial_bias(self, shape, dtype=None):
+        if not self.unit_forget_bias:
+            return super().initial_bias(shape, dtype=dtype)
+        units = self.units
+        return ops.concatenate(
+            [
+                self.bias_initializer((units,), dtype=dtype),
+                ops.ones((units,), dtype=dtype),
+                self.bias_initializer((2 * units,), dtype=dtype),
+            ]
+        )
+
+    def step(self, projected, states, training=False):
+        h, c = states
+        z = projected + ops.matmul(h, self.recurrent_kernel)
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(z_f) * c + ops.sigmoid(z_i) * ops.tanh(z_c)
+        h = ops.sigmoid(z_o) * ops.tanh(c)
+        return h, [h, c]
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LSTM(ResetFreeRNN):
+    """Long short-term memory layer, per-frame outputs.
+
+    Args:
+        units: size of the state and of the output.
+        use_bias, unit_forget_bias, kernel_initializer, recurrent_initializer,
+            bias_initializer: see `LSTMCell`.
+        return_sequences: per-frame outputs (default) or the last frame only.
+        return_state: also return the final states `h, c`.
+        stateful: keep the last state between calls in state variables.
+        unroll: unroll the time loop (short, fixed-length sequences; export).
+
+    Call arguments:
+        sequences: `(batch, frames, features)` float tensor.
+        initial_state: optional list `[h, c]` of `(batch, units)` tensors.
+        training: accepted for API uniformity.
+
+    Output shape: `(batch, frames, units)` (or `(batch, units)`), followed by
+    `h, c` when `return_state=True`.
+
+    Example:
+
+    >>> x = keras.Input((None, 40))
+    >>> y = keras_resetfree.layers.LSTM(64)(x)
+    """
+
+    cell_class = LSTMCell

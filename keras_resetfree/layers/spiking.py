@@ -1,0 +1,179 @@
+import keras
+from keras import ops
+
+from keras_resetfree.layers import surrogates
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, decay
+from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LIFCell(DenseRecurrentCell):
+    """Recurrent leaky integrate-and-fire cell with soft reset by subtraction.
+
+        I_t = x_t W + s_{t-1} U + b
+        alpha = exp(-dt / tau_m)                      (per neuron, trainable tau_m)
+        v_t = alpha v_{t-1} + (1 - alpha) I_t - theta s_{t-1}
+        s_t = H(v_t - theta)                          (surrogate gradient)
+
+    The subtraction after a spike is the neuron's own membrane reset; the
+    library's "reset-free" means the state is never reset between inputs.
+
+    Args:
+        units: number of neurons.
+        tau_m_initializer: initializer of the membrane time constants (in
+            units of `dt`); default normal(20, 5) as in Yin et al. 2021.
+        threshold: firing threshold `theta` (the baseline `b0` for `ALIFCell`).
+        dt: the time step.
+        surrogate: `"multi_gaussian"` (default), `"fast_sigmoid"` or a
+            `keras_resetfree.layers.surrogates.Surrogate`.
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer:
+            the synaptic weights, as in `keras.layers.SimpleRNNCell`.
+
+    States: `[v, s]` (membrane, last spikes), each `(batch, units)`.
+    """
+
+    def __init__(
+        self,
+        units,
+        tau_m_initializer=None,
+        threshold=0.1,
+        dt=1.0,
+        surrogate="multi_gaussian",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.tau_m_initializer = keras.initializers.get(
+            tau_m_initializer or keras.initializers.RandomNormal(20.0, 5.0)
+        )
+        self.threshold = float(threshold)
+        self.dt = float(dt)
+        self.surrogate = surrogates.get(surrogate)
+        self.state_size = [self.units, self.units]
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.tau_m = self.add_weight(
+            shape=(self.units,), initializer=self.tau_m_initializer, name="tau_m"
+        )
+
+    def _integrate(self, projected, v, s, theta):
+        current = projected + ops.matmul(s, self.recurrent_kernel)
+        alpha = decay(self.tau_m, self.dt)
+        v = alpha * v + (1.0 - alpha) * current - theta * s * self.dt
+        return v, self.surrogate(v - theta)
+
+    def step(self, projected, states, training=False):
+        v, s = states
+        v, s = self._integrate(projected, v, s, self.threshold)
+        return s, [v, s]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "tau_m_initializer": keras.initializers.serialize(self.tau_m_initializer),
+            "threshold": self.threshold,
+            "dt": self.dt,
+            "surrogate": keras.saving.serialize_keras_object(self.surrogate),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ALIFCell(LIFCell):
+    """Adaptive LIF cell (Yin, Corradi & Bohte 2021): a spike raises the threshold.
+
+        rho = exp(-dt / tau_adp)                      (per neuron, trainable)
+        a_t = rho a_{t-1} + (1 - rho) s_{t-1}
+        theta_t = b0 + beta a_t
+        v_t = alpha v_{t-1} + (1 - alpha) I_t - theta_t s_{t-1}
+        s_t = H(v_t - theta_t)
+
+    Args:
+        units: number of neurons.
+        beta: strength of the threshold adaptation.
+        tau_adp_initializer: initializer of the adaptation time constants;
+            default normal(200, 25) as in Yin et al. 2021.
+        threshold: the baseline threshold `b0`.
+        tau_m_initializer, dt, surrogate, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer: see `LIFCell`.
+
+    States: `[v, s, a]` (membrane, last spikes, adaptation).
+    """
+
+    def __init__(self, units, beta=1.8, tau_adp_initializer=None, **kwargs):
+        super().__init__(units, **kwargs)
+        self.beta = float(beta)
+        self.tau_adp_initializer = keras.initializers.get(
+            tau_adp_initializer or keras.initializers.RandomNormal(200.0, 25.0)
+        )
+        self.state_size = [self.units, self.units, self.units]
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.tau_adp = self.add_weight(
+            shape=(self.units,), initializer=self.tau_adp_initializer, name="tau_adp"
+        )
+
+    def step(self, projected, states, training=False):
+        v, s, a = states
+        rho = decay(self.tau_adp, self.dt)
+        a = rho * a + (1.0 - rho) * s
+        v, s = self._integrate(projected, v, s, self.threshold + self.beta * a)
+        return s, [v, s, a]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta": self.beta,
+            "tau_adp_initializer": keras.initializers.serialize(
+                self.tau_adp_initializer
+            ),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SpikingRNN(ResetFreeRNN):
+    """Recurrent spiking layer: LIF, or adaptive LIF with `adaptive=True` (default).
+
+    Outputs the spikes of every frame (exactly 0 or 1); gradients flow through
+    the surrogate. Follow it with `LeakyReadout` to get per-frame logits.
+
+    Args:
+        units: number of neurons.
+        adaptive: adaptive LIF (`ALIFCell`) or plain LIF (`LIFCell`).
+        beta, tau_adp_initializer: adaptation (`adaptive=True` only).
+        tau_m_initializer, threshold, dt, surrogate, use_bias,
+            kernel_initializer, recurrent_initializer, bias_initializer: see
+            `LIFCell`.
+        return_sequences, return_state, stateful, unroll: as for every layer.
+
+    Call arguments:
+        sequences: `(batch, frames, features)` float tensor.
+        initial_state: optional `[v, s]` (LIF) or `[v, s, a]` (ALIF).
+
+    Output shape: `(batch, frames, units)` spikes.
+
+    Example:
+
+    >>> x = keras.Input((None, 40))
+    >>> spikes = keras_resetfree.layers.SpikingRNN(128)(x)
+    >>> logits = keras_resetfree.layers.LeakyReadout(10)(spikes)
+    """
+
+    def __init__(self, units, adaptive=True, **kwargs):
+        self.adaptive = adaptive
+        self.cell_class = ALIFCell if adaptive else LIFCell
+        super().__init__(units, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "adaptive": self.adaptive}

@@ -1,0 +1,268 @@
+import math
+
+import keras
+from keras import ops
+
+from keras_resetfree.layers.base import PACKAGE, ResetFreeCell, ResetFreeRNN
+
+# |lambda| = exp(-max(exp(nu), _MIN_DECAY)) <= exp(-1e-4): strictly inside the
+# unit circle for every value of nu, even where exp(nu) underflows.
+_MIN_DECAY = 1e-4
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RingRadius(keras.initializers.Initializer):
+    """Initialises `nu` so that `|lambda| = exp(-exp(nu))` fills a ring.
+
+    `|lambda|^2` is uniform in `[r_min^2, r_max^2]` (Orvieto et al. 2023).
+    """
+
+    def __init__(self, r_min=0.5, r_max=0.99, seed=None):
+        if not 0.0 < r_min < r_max < 1.0:
+            raise ValueError(
+                f"RingRadius needs 0 < r_min < r_max < 1, got {r_min}, {r_max}."
+            )
+        self.r_min, self.r_max, self.seed = r_min, r_max, seed
+
+    def __call__(self, shape, dtype=None):
+        u = keras.random.uniform(
+            shape, self.r_min**2, self.r_max**2, dtype=dtype, seed=self.seed
+        )
+        return ops.log(-0.5 * ops.log(u))
+
+    def get_config(self):
+        return {"r_min": self.r_min, "r_max": self.r_max, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RingPhase(keras.initializers.Initializer):
+    """Initialises `theta_log` so that the phase `exp(theta_log)` is uniform in `(0, max_phase]`."""
+
+    def __init__(self, max_phase=math.pi, seed=None):
+        if max_phase <= 0:
+            raise ValueError(f"RingPhase needs max_phase > 0, got {max_phase}.")
+        self.max_phase, self.seed = max_phase, seed
+
+    def __call__(self, shape, dtype=None):
+        u = keras.random.uniform(shape, 1e-4, 1.0, dtype=dtype, seed=self.seed)
+        return ops.log(self.max_phase * u)
+
+    def get_config(self):
+        return {"max_phase": self.max_phase, "seed": self.seed}
+
+
+def _complex_mul(a_re, a_im, b_re, b_im):
+    return a_re * b_re - a_im * b_im, a_re * b_im + a_im * b_re
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SSMCell(ResetFreeCell):
+    """Diagonal linear state-space cell (LRU / S5 family) in real arithmetic.
+
+    Each of the `state_size` modes is a complex eigenvalue
+    `lambda = r exp(i theta)`, stored as a real 2x2 rotation-and-decay block
+    acting on the pair `(re, im)`, so the whole step is real multiply-adds
+    (int8-friendly). With `u_t = x_t W_in + b_in`:
+
+        s_t = lambda * s_{t-1} + gamma * (u_t B)           (complex, per mode)
+        y_t = [Re s_t, Im s_t] C + D * u_t
+        out_t = (y_t W_o + b_o) * sigmoid(y_t W_g + b_g)   (GLU)
+
+    with `r = exp(-exp(nu))`, `theta = exp(theta_log)` and the LRU
+    normalisation `gamma = sqrt(1 - r^2)`. `r < 1` for every value of `nu`
+    (stable by construction, also after training), so the state stays bounded
+    by `sqrt((1 + r) / (1 - r))` times the input bound.
+
+    The recurrence is linear, so a whole sequence runs as a parallel
+    associative scan (`parallel_scan`); streaming uses `step`; they agree.
+
+    Args:
+        units: size of the input projection `u` and of the output.
+        state_size: number of complex modes (the state holds `2 * state_size`
+            reals).
+        r_min, r_max: ring initialisation of `|lambda|`.
+        max_phase: initial phases are uniform in `(0, max_phase]`.
+        kernel_initializer: initializer of `W_in`, `B`, `C`, `W_o`, `W_g`.
+        seed: seed of the ring initialisation.
+
+    Example:
+
+    >>> layer = keras.layers.RNN(keras_resetfree.layers.SSMCell(32, 16))
+    """
+
+    def __init__(
+        self,
+        units,
+        state_size=64,
+        r_min=0.5,
+        r_max=0.99,
+        max_phase=math.pi,
+        kernel_initializer="glorot_uniform",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(units) <= 0 or int(state_size) <= 0:
+            raise ValueError(
+                f"SSMCell: units and state_size must be positive, got {units}, {state_size}."
+            )
+        self.units = int(units)
+        self.modes = int(state_size)
+        self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.seed = seed
+        self.state_size = 2 * self.modes
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        init = self.kernel_initializer
+        self.input_kernel = self.add_weight(
+            shape=(self.input_dim, self.units), initializer=init, name="input_kernel"
+        )
+        self.input_bias = self.add_weight(
+            shape=(self.units,), initializer="zeros", name="input_bias"
+        )
+        self.nu = self.add_weight(
+            shape=(self.modes,),
+            initializer=RingRadius(self.r_min, self.r_max, self.seed),
+            name="nu",
+        )
+        self.theta_log = self.add_weight(
+            shape=(self.modes,),
+            initializer=RingPhase(self.max_phase, self.seed),
+            name="theta_log",
+        )
+        self.b = self.add_weight(
+            shape=(self.units, 2 * self.modes), initializer=init, name="B"
+        )
+        self.c = self.add_weight(
+            shape=(2 * self.modes, self.units), initializer=init, name="C"
+        )
+        self.d = self.add_weight(shape=(self.units,), initializer="ones", name="D")
+        self.glu_kernel = self.add_weight(
+            shape=(self.units, 2 * self.units), initializer=init, name="glu_kernel"
+        )
+        self.glu_bias = self.add_weight(
+            shape=(2 * self.units,), initializer="zeros", name="glu_bias"
+        )
+
+    def eigenvalues(self):
+        """Returns `(lambda_re, lambda_im)`, each `(state_size,)`, `|lambda| < 1`."""
+        r = ops.exp(-ops.maximum(ops.exp(self.nu), _MIN_DECAY))
+        theta = ops.exp(self.theta_log)
+        return r * ops.cos(theta), r * ops.sin(theta)
+
+    def project_inputs(self, inputs):
+        # [gamma * Re(u B), gamma * Im(u B), u]: everything that does not
+        # depend on the state, computed once for a whole sequence.
+        u = ops.matmul(inputs, self.input_kernel) + self.input_bias
+        lam_re, lam_im = self.eigenvalues()
+        gamma = ops.sqrt(1.0 - (lam_re**2 + lam_im**2))
+        bu = ops.matmul(u, self.b) * ops.concatenate([gamma, gamma])
+        return ops.concatenate([bu, u], axis=-1)
+
+    def _readout(self, state, u):
+        y = ops.matmul(state, self.c) + self.d * u
+        z = ops.matmul(y, self.glu_kernel) + self.glu_bias
+        value, gate = ops.split(z, 2, axis=-1)
+        return value * ops.sigmoid(gate)
+
+    def _split(self, projected):
+        m = self.modes
+        return projected[..., :m], projected[..., m : 2 * m], projected[..., 2 * m :]
+
+    def step(self, projected, states, training=False):
+        bu_re, bu_im, u = self._split(projected)
+        m = self.modes
+        s_re, s_im = states[0][..., :m], states[0][..., m:]
+        lam_re, lam_im = self.eigenvalues()
+        s_re, s_im = _complex_mul(lam_re, lam_im, s_re, s_im)
+        state = ops.concatenate([s_re + bu_re, s_im + bu_im], axis=-1)
+        return self._readout(state, u), [state]
+
+    def parallel_scan(self, projected, initial_state):
+        """Runs a whole projected sequence `(batch, frames, ...)` as a parallel scan.
+
+        Returns `(outputs, [final_state])`.
+        """
+        bu_re, bu_im, u = self._split(projected)
+        lam_re, lam_im = self.eigenvalues()
+        a_re = ops.broadcast_to(lam_re, ops.shape(bu_re))
+        a_im = ops.broadcast_to(lam_im, ops.shape(bu_im))
+
+        def combine(earlier, later):
+            # (A1, x1) then (A2, x2) = (A2 A1, A2 x1 + x2), complex per mode.
+            e_are, e_aim, e_xre, e_xim = earlier
+            l_are, l_aim, l_xre, l_xim = later
+            are, aim = _complex_mul(l_are, l_aim, e_are, e_aim)
+            xre, xim = _complex_mul(l_are, l_aim, e_xre, e_xim)
+            return are, aim, xre + l_xre, xim + l_xim
+
+        p_re, p_im, x_re, x_im = ops.associative_scan(
+            combine, (a_re, a_im, bu_re, bu_im), axis=1
+        )
+        # TensorFlow's scan drops static shapes; restore them.
+        shape = ops.shape(bu_re)
+        p_re, p_im, x_re, x_im = (
+            ops.reshape(t, shape) for t in (p_re, p_im, x_re, x_im)
+        )
+        # The scanned A is lambda^(t+1): add the contribution of the initial state.
+        m = self.modes
+        h_re = ops.expand_dims(initial_state[0][..., :m], 1)
+        h_im = ops.expand_dims(initial_state[0][..., m:], 1)
+        i_re, i_im = _complex_mul(p_re, p_im, h_re, h_im)
+        states = ops.concatenate([x_re + i_re, x_im + i_im], axis=-1)
+        return self._readout(states, u), [states[:, -1]]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "state_size": self.modes,
+            "r_min": self.r_min,
+            "r_max": self.r_max,
+            "max_phase": self.max_phase,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SSM(ResetFreeRNN):
+    """Diagonal linear state-space layer (LRU / S5 style), stable by construction.
+
+    See `SSMCell` for the equations. Full sequences run as a parallel scan
+    (`keras.ops.associative_scan`) unless `scan=False`; the streaming step
+    gives the same numbers.
+
+    Args:
+        units: size of the input projection and of the output.
+        state_size: number of complex modes (`2 * state_size` real states).
+        r_min, r_max, max_phase, kernel_initializer, seed: see `SSMCell`.
+        scan: run full sequences as a parallel scan (default) or step by step.
+        return_sequences: per-frame outputs (default) or the last frame only.
+        return_state: also return the final state.
+        stateful: keep the last state between calls in state variables.
+        unroll: unroll the time loop (implies the step path; export).
+
+    Call arguments:
+        sequences: `(batch, frames, features)` float tensor.
+        initial_state: optional list with one `(batch, 2 * state_size)` tensor.
+
+    Output shape: `(batch, frames, units)` (or `(batch, units)`).
+
+    Example:
+
+    >>> x = keras.Input((None, 40))
+    >>> y = keras_resetfree.layers.SSM(64, state_size=32)(x)
+    """
+
+    cell_class = SSMCell
+
+    def __init__(self, *args, scan=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scan = scan
+
+    def get_config(self):
+        return {**super().get_config(), "scan": self.scan}

@@ -1,0 +1,83 @@
+import keras
+from keras import ops
+
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
+from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VanillaRNNCell(DenseRecurrentCell):
+    """Elman cell: `h_t = activation(x_t W + h_{t-1} U + b)`.
+
+    Args:
+        units: size of the state and of the output.
+        activation: the nonlinearity, `"tanh"` by default.
+        use_bias: whether to add `b`.
+        kernel_initializer, recurrent_initializer, bias_initializer: as in
+            `keras.layers.SimpleRNNCell` (Glorot uniform, orthogonal, zeros).
+
+    Example:
+
+    >>> layer = keras.layers.RNN(keras_resetfree.layers.VanillaRNNCell(16))
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.activation = keras.activations.get(activation)
+        self.state_size = self.units
+
+    def step(self, projected, states, training=False):
+        h = self.activation(projected + ops.matmul(states[0], self.recurrent_kernel))
+        return h, [h]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "activation": keras.activations.serialize(self.activation),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VanillaRNN(ResetFreeRNN):
+    """Elman recurrent layer, `h_t = tanh(x_t W + h_{t-1} U + b)`, per-frame outputs.
+
+    Args:
+        units: size of the state and of the output.
+        activation, use_bias, kernel_initializer, recurrent_initializer,
+            bias_initializer: see `VanillaRNNCell`.
+        return_sequences: per-frame outputs (default) or the last frame only.
+        return_state: also return the final state.
+        stateful: keep the last state between calls in state variables.
+        unroll: unroll the time loop (short, fixed-length sequences; export).
+
+    Call arguments:
+        sequences: `(batch, frames, features)` float tensor.
+        initial_state: optional list with one `(batch, units)` tensor.
+        training: accepted for API uniformity.
+
+    Output shape: `(batch, frames, units)` (or `(batch, units)`), followed by
+    the state when `return_state=True`.
+
+    Example:
+
+    >>> x = keras.Input((None, 40))
+    >>> y = keras_resetfree.layers.VanillaRNN(64)(x)
+    """
+
+    cell_class = VanillaRNNCell

@@ -1,0 +1,228 @@
+"""`Streamer`: runs a trained model on an endless stream, chunk by chunk, never resetting."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_resetfree.layers.base import ResetFreeRNN, check_sequences
+
+
+def _recurrent_layers(model):
+    """Every `ResetFreeRNN` of `model` (nested models included), in a fixed order.
+
+    Raises a TypeError for a recurrent layer whose state the Streamer cannot
+    carry (Keras's own RNN layers).
+    """
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, ResetFreeRNN):
+            found.append(layer)
+        elif isinstance(layer, keras.layers.RNN):
+            raise TypeError(
+                f"Streamer cannot carry the state of layer '{layer.name}' "
+                f"({type(layer).__name__}): use the keras_resetfree.layers "
+                "equivalent (VanillaRNN, GRU, LSTM, ...), whose state it carries "
+                "explicitly on every backend."
+            )
+    return found
+
+
+class Streamer:
+    """Runs a trained model on chunks of a stream, carrying every recurrent state.
+
+    The state of each `keras_resetfree.layers` recurrent layer is held by the
+    Streamer and passed explicitly from one call to the next, so streaming
+    works the same on TensorFlow, JAX and PyTorch (Keras's `stateful=True`
+    does not carry state through `predict` on JAX). Chunks may have any number
+    of frames; the outputs equal those of the whole stream fed at once.
+    The model runs in inference mode (dropout off, normalisation statistics
+    frozen). The step is compiled (`tf.function` on TensorFlow, `jax.jit` on
+    JAX) and run under `torch.no_grad()` on PyTorch.
+
+    Args:
+        model: a Sequential or functional Keras model (nested models allowed)
+            whose recurrent layers are `keras_resetfree.layers`.
+        batch_size: number of independent streams run side by side.
+        jit_compile: compile the step (default True).
+
+    Example:
+
+    >>> streamer = keras_resetfree.Streamer(model, batch_size=1)
+    >>> for chunk in chunks:          # (1, frames, features) each
+    ...     probs = streamer.step(chunk)
+    >>> streamer.reset()              # back to the initial state, if you must
+    """
+
+    def __init__(self, model, batch_size=1, jit_compile=True):
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                f"Streamer needs a keras.Model, got {type(model).__name__}."
+            )
+        if not model.built or not getattr(model, "inputs", None):
+            raise ValueError(
+                "Streamer needs a built Sequential or functional model with a known "
+                "input shape (start it with keras.Input((None, features)))."
+            )
+        if len(model.inputs) != 1:
+            raise ValueError(
+                f"Streamer supports models with one input; '{model.name}' has {len(model.inputs)}."
+            )
+        self.model = model
+        self.batch_size = int(batch_size)
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        input_shape = tuple(model.inputs[0].shape)
+        check_sequences(f"{model.name} (Streamer input)", input_shape, None)
+        self.input_dim = input_shape[-1]
+        self._layers = _recurrent_layers(model)
+        self._index = {id(layer): i for i, layer in enumerate(self._layers)}
+        self._step_fn = self._compile(jit_compile)
+        self.reset()
+
+    # -- state -------------------------------------------------------------
+    def _initial_state(self):
+        return [
+            [ops.convert_to_tensor(s) for s in layer.get_initial_state(self.batch_size)]
+            for layer in self._layers
+        ]
+
+    def reset(self):
+        """Returns every recurrent state to the layers' initial state."""
+        self._state = self._initial_state()
+
+    @property
+    def state(self):
+        """The carried states as numpy arrays: one list per recurrent layer."""
+        return [[ops.convert_to_numpy(s) for s in states] for states in self._state]
+
+    @state.setter
+    def state(self, value):
+        reference = self._initial_state()
+        if len(value) != len(reference):
+            raise ValueError(
+                f"Streamer state needs {len(reference)} layer states, got {len(value)}."
+            )
+        new_state = []
+        for layer, given, expected in zip(self._layers, value, reference):
+            if len(given) != len(expected):
+                raise ValueError(
+                    f"Layer '{layer.name}' has {len(expected)} state tensors, got {len(given)}."
+                )
+            tensors = []
+            for g, e in zip(given, expected):
+                if tuple(np.shape(g)) != tuple(e.shape):
+                    raise ValueError(
+                        f"Layer '{layer.name}': state shape {tuple(e.shape)} expected, "
+                        f"received {tuple(np.shape(g))}."
+                    )
+                tensors.append(ops.convert_to_tensor(np.asarray(g), dtype=e.dtype))
+            new_state.append(tensors)
+        self._state = new_state
+
+    # -- running -----------------------------------------------------------
+    def _forward(self, x, states):
+        """Runs the model graph on `x` from `states`; returns `(outputs, new_states)`."""
+        new_states = list(states)
+
+        def operation_fn(op):
+            if isinstance(op, ResetFreeRNN):
+
+                def run_recurrent(sequences, *args, **kwargs):
+                    i = self._index[id(op)]
+                    output, new_states[i] = op.stream_call(sequences, states[i])
+                    return (output, *new_states[i]) if op.return_state else output
+
+                return run_recurrent
+            if isinstance(op, keras.Model):
+                return lambda inputs, *args, **kwargs: run_model(op, inputs)
+
+            def run_layer(*args, **kwargs):
+                if getattr(op, "_call_has_training_arg", False):
+                    kwargs["training"] = False
+                return op(*args, **kwargs)
+
+            return run_layer
+
+        def run_model(model, inputs):
+            graph = getattr(model, "_functional", None) or model
+            if not hasattr(graph, "_run_through_graph"):
+                raise TypeError(
+                    f"Streamer supports Sequential and functional models; "
+                    f"'{model.name}' ({type(model).__name__}) is subclassed, so its "
+                    "graph cannot be followed."
+                )
+            outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+            return (
+                outputs[0]
+                if isinstance(outputs, (list, tuple)) and len(outputs) == 1
+                else outputs
+            )
+
+        return run_model(self.model, x), new_states
+
+    def _compile(self, jit_compile):
+        backend = keras.backend.backend()
+        if not jit_compile:
+            return self._forward
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            # One trace per chunk length: a static length lets the SSM scan.
+            return tf.function(self._forward)
+        if backend == "jax":
+            import jax
+
+            variables = self.model.variables
+
+            def pure(values, x, states):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    return self._forward(x, states)
+
+            jitted = jax.jit(pure)
+            return lambda x, states: jitted([v.value for v in variables], x, states)
+        if backend == "torch":
+            import torch
+
+            def no_grad(x, states):
+                with torch.no_grad():
+                    return self._forward(x, states)
+
+            return no_grad
+        return self._forward
+
+    def _check_chunk(self, chunk):
+        shape = tuple(chunk.shape)
+        check_sequences(
+            f"{self.model.name} (Streamer input)", shape, chunk.dtype, self.input_dim
+        )
+        if shape[0] != self.batch_size:
+            raise ValueError(
+                f"Streamer for '{self.model.name}' runs batch_size={self.batch_size} "
+                f"streams; received a chunk of shape {shape} (batch {shape[0]})."
+            )
+
+    def step(self, chunk):
+        """Runs one chunk `(batch_size, frames, features)`, frames >= 1.
+
+        Returns the model's outputs for the chunk as numpy (per frame for a
+        per-frame model). The state is carried to the next call.
+        """
+        if not hasattr(chunk, "shape") or not hasattr(chunk, "dtype"):
+            chunk = np.asarray(chunk)
+        self._check_chunk(chunk)
+        if tuple(chunk.shape)[1] == 0:
+            raise ValueError("Streamer.step received a chunk with 0 frames.")
+        if isinstance(chunk, np.ndarray):
+            chunk = ops.convert_to_tensor(chunk)
+        outputs, self._state = self._step_fn(chunk, self._state)
+        return keras.tree.map_structure(ops.convert_to_numpy, outputs)
+
+    def run(self, stream, chunk_size=1):
+        """Streams a whole array `(batch_size, frames, features)` in chunks; returns the outputs."""
+        stream = np.asarray(stream)
+        self._check_chunk(stream)
+        pieces = [
+            self.step(stream[:, start : start + chunk_size])
+            for start in range(0, stream.shape[1], chunk_size)
+        ]
+        return np.concatenate(pieces, axis=1)

@@ -1,0 +1,229 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_resetfree
+from keras_resetfree import layers
+from tests.families import FAMILIES, FEATURES, UNITS, stacked_model
+from tests.layer_test_case import gradients, run_layer_test, run_model_saving_test
+
+
+def _inputs(batch=3, frames=12, seed=0):
+    return (
+        np.random.default_rng(seed)
+        .normal(size=(batch, frames, FEATURES))
+        .astype("float32")
+    )
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_layer_basics(name):
+    layer_cls, kwargs = FAMILIES[name]
+    run_layer_test(layer_cls, kwargs, _inputs(), (3, 12, UNITS))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_return_state_and_initial_state(name):
+    layer_cls, kwargs = FAMILIES[name]
+    x = _inputs(frames=10)
+    layer = layer_cls(**kwargs, return_state=True)
+    full, *final = layer(x)
+    first, *mid = layer(x[:, :4])
+    second, *end = layer(x[:, 4:], initial_state=mid)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(second),
+        keras.ops.convert_to_numpy(full[:, 4:]),
+        atol=1e-5,
+    )
+    for a, b in zip(end, final):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5
+        )
+    initial = layer.get_initial_state(3)
+    assert [tuple(s.shape) for s in initial] == [tuple(s.shape) for s in final]
+
+
+def test_last_frame_output():
+    x = _inputs()
+    layer = layers.GRU(UNITS, return_sequences=False)
+    assert tuple(layer(x).shape) == (3, UNITS)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_stateful_reset_state_returns_to_initial_state(name):
+    layer_cls, kwargs = FAMILIES[name]
+    x = _inputs(frames=6)
+    layer = layer_cls(**kwargs, stateful=True)
+    first = keras.ops.convert_to_numpy(layer(x))
+    second = keras.ops.convert_to_numpy(layer(x))
+    assert not np.allclose(first, second) or name in ("alif", "lif")
+    layer.reset_state()
+    for variable, initial in zip(layer.states, layer.get_initial_state(3)):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(initial)
+        )
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), first, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_cell_works_in_keras_rnn(name):
+    layer_cls, kwargs = FAMILIES[name]
+    ours = layer_cls(**kwargs)
+    x = _inputs()
+    expected = keras.ops.convert_to_numpy(ours(x))
+    keras_rnn = keras.layers.RNN(ours.cell, return_sequences=True)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras_rnn(x)), expected, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_gradients_flow(name):
+    model = stacked_model(name)
+    x = _inputs(frames=20) * 3.0
+    grads = gradients(model, x, np.zeros((3, 20, UNITS), "float32"))
+    for weight, grad in zip(model.trainable_weights, grads):
+        assert np.all(np.isfinite(grad)), weight.path
+    # Every weight of the first layer (the one gradients must cross the
+    # second layer, and spikes, to reach) gets a gradient.
+    first = model.layers[1]
+    by_path = {w.path: g for w, g in zip(model.trainable_weights, grads)}
+    for weight in first.trainable_weights:
+        assert np.any(by_path[weight.path] != 0), f"no gradient reaches {weight.path}"
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_model_save_load_identical(name):
+    model = stacked_model(name, dense_head=True)
+    restored = run_model_saving_test(model, _inputs())
+    assert [type(layer) for layer in restored.layers] == [
+        type(layer) for layer in model.layers
+    ]
+
+
+def test_matches_keras_own_cells_with_same_weights():
+    x = _inputs()
+    for ours, theirs in (
+        (layers.GRU(UNITS), keras.layers.GRU(UNITS, return_sequences=True)),
+        (layers.LSTM(UNITS), keras.layers.LSTM(UNITS, return_sequences=True)),
+        (
+            layers.VanillaRNN(UNITS),
+            keras.layers.SimpleRNN(UNITS, return_sequences=True),
+        ),
+    ):
+        ours.build(x.shape)
+        theirs.build(x.shape)
+        weights = theirs.get_weights()
+        if isinstance(ours, layers.GRU):
+            # Keras stores the GRU biases as one (2, 3 units) array.
+            weights = [weights[0], weights[1], weights[2][0], weights[2][1]]
+        ours.set_weights(weights)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours(x)),
+            keras.ops.convert_to_numpy(theirs(x)),
+            atol=1e-5,
+        )
+
+
+def test_ssm_scan_equals_step():
+    x = _inputs(frames=64)
+    scan = layers.SSM(UNITS, state_size=6, return_state=True)
+    out_scan, state_scan = scan(x)
+    step = layers.SSM.from_config({**scan.get_config(), "scan": False})
+    step.build(x.shape)
+    step.set_weights(scan.get_weights())
+    initial = [np.random.default_rng(1).normal(size=(3, 12)).astype("float32")]
+    out_step, state_step = step(x, initial_state=initial)
+    out_scan, state_scan = scan(x, initial_state=initial)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(out_scan),
+        keras.ops.convert_to_numpy(out_step),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(state_scan),
+        keras.ops.convert_to_numpy(state_step),
+        atol=1e-5,
+    )
+
+
+def test_ssm_eigenvalues_inside_unit_circle_for_any_weights():
+    layer = layers.SSM(UNITS, state_size=8)
+    layer.build((1, 1, FEATURES))
+    cell = layer.cell
+    for value in (-1e4, -50.0, -20.0, 0.0, 20.0, 1e4):
+        cell.nu.assign(np.full((8,), value, "float32"))
+        re, im = (keras.ops.convert_to_numpy(t) for t in cell.eigenvalues())
+        radius = np.sqrt(re**2 + im**2)
+        assert np.all(radius < 1.0) and np.all(np.isfinite(radius)), (value, radius)
+
+
+def test_spikes_are_binary_and_surrogates_swappable():
+    x = _inputs(frames=30) * 3.0
+    for surrogate in (
+        "multi_gaussian",
+        "fast_sigmoid",
+        layers.surrogates.FastSigmoid(10.0),
+    ):
+        layer = layers.SpikingRNN(UNITS, surrogate=surrogate, threshold=0.02)
+        spikes = keras.ops.convert_to_numpy(layer(x))
+        assert set(np.unique(spikes)) <= {0.0, 1.0}
+        assert 0.0 < spikes.mean() < 1.0
+        clone = layers.SpikingRNN.from_config(layer.get_config())
+        assert type(clone.cell.surrogate) is type(layer.cell.surrogate)
+    with pytest.raises(ValueError, match="Unknown surrogate"):
+        layers.SpikingRNN(UNITS, surrogate="nope")
+
+
+def test_surrogate_gradient_values():
+    surrogate = layers.surrogates.FastSigmoid(slope=2.0)
+    x = np.array([-1.0, 0.0, 0.5], "float32")
+    # dS/dx = 1 / (1 + 2 |x|)^2
+    expected = 1.0 / (1.0 + 2.0 * np.abs(x)) ** 2
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        v = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            y = tf.reduce_sum(surrogate(v))
+        grad = tape.gradient(y, v).numpy()
+    elif backend == "jax":
+        import jax
+
+        grad = np.asarray(jax.grad(lambda v: surrogate(v).sum())(x))
+    else:
+        import torch
+
+        v = torch.tensor(x, requires_grad=True)
+        surrogate(v).sum().backward()
+        grad = v.grad.numpy()
+    np.testing.assert_allclose(grad, expected, rtol=1e-5)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(surrogate(x)), [0.0, 0.0, 1.0]
+    )
+
+
+@pytest.mark.parametrize("name", ["gru", "ssm", "alif"])
+def test_bad_inputs_name_layer_and_shapes(name):
+    layer_cls, kwargs = FAMILIES[name]
+    layer = layer_cls(**kwargs, name="my_layer")
+    layer(_inputs())
+    with pytest.raises(ValueError, match=r"my_layer.*rank 3.*\(3, 12\)"):
+        layer(np.zeros((3, 12), "float32"))
+    with pytest.raises(
+        ValueError, match=r"my_layer.*\(batch, frames, 6\).*\(3, 12, 5\)"
+    ):
+        layer(np.zeros((3, 12, 5), "float32"))
+    with pytest.raises(ValueError, match=r"my_layer.*floating-point.*int32"):
+        layer(np.zeros((3, 12, FEATURES), "int32"))
+    with pytest.raises(ValueError, match=r"rank 3"):
+        layer_cls(**kwargs)(np.zeros((12, FEATURES), "float32"))
+
+
+def test_public_api():
+    assert keras_resetfree.layers.GRU is layers.GRU
+    assert keras_resetfree.Streamer is not None
+    with pytest.raises(ValueError, match="units must be positive"):
+        layers.GRU(0)

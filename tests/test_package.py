@@ -1,0 +1,84 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_resetfree.datasets import data_dir
+from keras_resetfree.streams import template_stream
+
+
+def test_import_needs_no_optional_extra():
+    """`import keras_resetfree` works on TensorFlow with jax, torch and tflite-micro absent."""
+    code = (
+        "import sys\n"
+        "for name in ('jax', 'jaxlib', 'torch', 'tflite_micro'):\n"
+        "    sys.modules[name] = None  # makes `import name` raise ImportError\n"
+        "import keras_resetfree, keras\n"
+        "x = keras_resetfree.layers.GRU(4)(keras.ops.ones((1, 3, 2)))\n"
+        "print('ok', keras.backend.backend(), tuple(x.shape))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "ok tensorflow (1, 3, 4)"
+
+
+def test_data_dir_order(tmp_path, monkeypatch):
+    explicit = tmp_path / "explicit"
+    (explicit / "fsdd").mkdir(parents=True)
+    assert data_dir("fsdd", path=explicit) == explicit / "fsdd"
+    with pytest.raises(FileNotFoundError, match="the path argument"):
+        data_dir("mnist", path=explicit)
+    from_env = tmp_path / "env"
+    (from_env / "mnist").mkdir(parents=True)
+    monkeypatch.setenv("KERAS_RESETFREE_DATA", str(from_env))
+    assert data_dir("mnist") == from_env / "mnist"
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    with pytest.raises(FileNotFoundError, match="KERAS_RESETFREE_DATA") as error:
+        data_dir("no_such_dataset")
+    assert "Keras cache" in str(error.value)
+
+
+def test_shared_data_found(shared_data):
+    assert (shared_data / "speech_commands").is_dir()
+
+
+def test_template_stream_layout():
+    stream = template_stream(20, num_classes=3, num_features=5, seed=3)
+    assert stream.features.shape == (len(stream.labels), 5)
+    assert stream.segments.shape == (20, 3)
+    for start, end, label in stream.segments:
+        assert np.all(stream.labels[start:end] == label)
+        assert stream.labels[start - 1] == -1 and stream.labels[end] == -1
+    assert (stream.labels >= 0).sum() == (
+        stream.segments[:, 1] - stream.segments[:, 0]
+    ).sum()
+    again = template_stream(20, num_classes=3, num_features=5, seed=3)
+    np.testing.assert_array_equal(again.features, stream.features)
+
+
+def test_demo_runs_small(capsys):
+    from keras_resetfree.cli import main
+
+    code = main(
+        [
+            "demo",
+            "--epochs",
+            "1",
+            "--train-segments",
+            "60",
+            "--test-segments",
+            "20",
+            "--units",
+            "8",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "never-reset stream: acc_f" in out
+    difference = float(out.split("max |difference|")[1].split()[0])
+    assert difference < 1e-4
