@@ -104,3 +104,25 @@ def run_model_saving_test(model, input_data, atol=0.0):
     got = keras.ops.convert_to_numpy(restored(input_data))
     np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
     return restored
+
+
+def input_gradient(fn, x):
+    """Gradient of the scalar `fn(x)` w.r.t. the array `x`, on any backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        v = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            y = fn(v)
+        return tape.gradient(y, v).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda v: fn(v))(x))
+    import torch
+
+    v = torch.tensor(x, requires_grad=True)
+    fn(v).backward()
+    return v.grad.numpy()
