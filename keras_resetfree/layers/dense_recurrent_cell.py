@@ -33,6 +33,7 @@ class DenseRecurrentCell(ResetFreeCell):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.state_size = self.units
         self.output_size = self.units
 
     def build(self, input_shape):

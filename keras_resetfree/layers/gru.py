@@ -30,25 +30,6 @@ class GRUCell(DenseRecurrentCell):
 
     num_gates = 3
 
-    def __init__(
-        self,
-        units,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
-        self.state_size = self.units
-
     def build(self, input_shape):
         super().build(input_shape)
         self.recurrent_bias = (

@@ -29,24 +29,8 @@ class LSTMCell(DenseRecurrentCell):
 
     num_gates = 4
 
-    def __init__(
-        self,
-        units,
-        use_bias=True,
-        unit_forget_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
         self.unit_forget_bias = unit_forget_bias
         self.state_size = [self.units, self.units]
 

@@ -39,20 +39,9 @@ class LIFCell(DenseRecurrentCell):
         threshold=0.1,
         dt=1.0,
         surrogate="multi_gaussian",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
         **kwargs,
     ):
-        super().__init__(
-            units,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
+        super().__init__(units, **kwargs)
         self.tau_m_initializer = keras.initializers.get(
             tau_m_initializer or keras.initializers.RandomNormal(20.0, 5.0)
         )

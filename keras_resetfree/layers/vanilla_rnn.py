@@ -21,26 +21,9 @@ class VanillaRNNCell(DenseRecurrentCell):
     >>> layer = keras.layers.RNN(keras_resetfree.layers.VanillaRNNCell(16))
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            **kwargs,
-        )
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(units, **kwargs)
         self.activation = keras.activations.get(activation)
-        self.state_size = self.units
 
     def step(self, projected, states, training=False):
         h = self.activation(projected + ops.matmul(states[0], self.recurrent_kernel))
