@@ -109,8 +109,8 @@ class ResetFreeRNN(keras.layers.RNN):
     It differs from `keras.layers.RNN` in what streaming needs:
 
     - per-frame outputs by default (`return_sequences=True`);
-    - the input projection of the cell is computed once for the whole
-      sequence, outside the time loop;
+    - on PyTorch, the input projection of the cell is computed once for the
+      whole sequence, outside the time loop (where that is faster);
     - a cell with a `parallel_scan` method (a linear recurrence) runs as a
       parallel scan over the sequence unless `scan=False`;
     - `reset_state()` returns to the cell's initial state, not to zeros;
@@ -185,22 +185,32 @@ class ResetFreeRNN(keras.layers.RNN):
             # TensorFlow's scan needs a static number of frames.
             and sequences.shape[1] is not None
         )
-        projected = cell.project_inputs(sequences)
         if use_scan:
-            outputs, states = cell.parallel_scan(projected, initial_state)
+            outputs, states = cell.parallel_scan(
+                cell.project_inputs(sequences), initial_state
+            )
             return outputs[:, -1], outputs, states
 
+        # Where the input projection runs is a measured, per-backend choice
+        # (benchmarks/bench_layers.py, docs/benchmarks.md, 2-core CPU): hoisted
+        # out of the loop it makes torch's Python loop 3-8x faster than
+        # Keras's own layers, but it slowed tf.while_loop and lax.scan (GRU
+        # 0.73x -> 1.11x of Keras's on TensorFlow, 0.97x -> 1.34x on JAX once
+        # moved back into the step): there the per-step matmul is cheaper than
+        # carrying the wide projected sequence through the loop and its gradient.
+        hoist = keras.backend.backend() == "torch"
         torch_stateful = keras.backend.backend() == "torch" and self.stateful
 
-        def step(projected_t, states):
+        def step(inputs_t, states):
             if torch_stateful:
                 # Copies avoid in-place updates of tensors that autograd needs.
                 states = [ops.copy(s) for s in states]
+            projected_t = inputs_t if hoist else cell.project_inputs(inputs_t)
             return cell.step(projected_t, list(states), training=training)
 
         return backend_rnn(
             step,
-            projected,
+            cell.project_inputs(sequences) if hoist else sequences,
             initial_state,
             go_backwards=self.go_backwards,
             mask=mask,
