@@ -4,7 +4,7 @@ Implements the reset-free training of "Never Reset Again" (Yin & Corradi,
 arXiv 2412.15983) for Keras 3 on TensorFlow, JAX and PyTorch.
 """
 
-from keras_resetfree import datasets, layers, losses, streams
+from keras_resetfree import datasets, features, layers, losses, masks, metrics, streams
 from keras_resetfree.losses import ResetFreeLoss
 from keras_resetfree.streaming import Streamer
 from keras_resetfree.version import __version__
@@ -14,7 +14,10 @@ __all__ = [
     "Streamer",
     "__version__",
     "datasets",
+    "features",
     "layers",
     "losses",
+    "masks",
+    "metrics",
     "streams",
 ]

@@ -1,0 +1,25 @@
+"""Continual-inference metrics: acc_f, acc_p, noise confidence, detection scoring."""
+
+from keras_resetfree.metrics.detection import DetectionScores, detect, score_detections
+from keras_resetfree.metrics.frame_metrics import (
+    DecisionAccuracy,
+    FrameAccuracy,
+    NoiseConfidence,
+    decision_accuracy,
+    decision_frames,
+    frame_accuracy,
+    noise_confidence,
+)
+
+__all__ = [
+    "DecisionAccuracy",
+    "DetectionScores",
+    "FrameAccuracy",
+    "NoiseConfidence",
+    "decision_accuracy",
+    "decision_frames",
+    "detect",
+    "frame_accuracy",
+    "noise_confidence",
+    "score_detections",
+]

@@ -1,0 +1,121 @@
+"""Keyword-spotting detection scoring on a long stream: hits, misses, false alarms per hour."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class DetectionScores:
+    """Counts of a detector on a stream.
+
+    Attributes:
+        hits: segments with a detection of their class inside them.
+        misses: segments with none.
+        false_alarms: detections that hit no segment of their class.
+        hours: duration of the stream.
+        detections: `(frame, class)` of every detection.
+    """
+
+    hits: int
+    misses: int
+    false_alarms: int
+    hours: float
+    detections: list
+
+    @property
+    def hit_rate(self):
+        total = self.hits + self.misses
+        return self.hits / total if total else float("nan")
+
+    @property
+    def false_alarms_per_hour(self):
+        return self.false_alarms / self.hours if self.hours else float("nan")
+
+
+def detect(
+    probs, threshold=0.5, smoothing_frames=5, refractory_frames=50, ignore_classes=()
+):
+    """Turns per-frame posteriors into detections, causally.
+
+    The posteriors are averaged over the last `smoothing_frames` frames; a
+    detection of class c fires at frame t when that average first exceeds
+    `threshold`, and no other detection fires within `refractory_frames`
+    after it.
+
+    Args:
+        probs: `(frames, classes)` probabilities.
+        threshold: posterior threshold.
+        smoothing_frames: causal moving-average length.
+        refractory_frames: frames after a detection during which none fires.
+        ignore_classes: classes never reported (e.g. a `_silence_` class).
+
+    Returns:
+        A list of `(frame, class)`.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(
+            f"detect expects (frames, classes) probabilities, got shape {probs.shape}."
+        )
+    total = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
+    start = np.maximum(np.arange(len(probs)) + 1 - smoothing_frames, 0)
+    smoothed = (total[1:] - total[start]) / (np.arange(len(probs)) + 1 - start)[:, None]
+    if ignore_classes:
+        smoothed[:, list(ignore_classes)] = 0.0
+    best = smoothed.argmax(-1)
+    above = smoothed[np.arange(len(probs)), best] > threshold
+    detections, quiet_until = [], -1
+    for frame in np.flatnonzero(above):
+        if frame > quiet_until:
+            detections.append((int(frame), int(best[frame])))
+            quiet_until = frame + refractory_frames
+    return detections
+
+
+def score_detections(
+    probs,
+    segments,
+    frame_rate,
+    threshold=0.5,
+    smoothing_frames=5,
+    refractory_frames=50,
+    tolerance_frames=25,
+    ignore_classes=(),
+):
+    """Scores a stream: a segment is hit by a detection of its class within it (or up to
+    `tolerance_frames` after its end, as a causal detector lags); every other detection is a
+    false alarm. MLPerf Tiny's streaming wake-word benchmark counts the same false positives and
+    false negatives on a ~20-minute stream.
+
+    Args:
+        probs: `(frames, classes)` probabilities of the whole stream.
+        segments: `(n, 3)` rows `(start, end, class)`, end exclusive.
+        frame_rate: frames per second (e.g. 50 for a 20 ms step).
+        threshold, smoothing_frames, refractory_frames, ignore_classes: see `detect`.
+        tolerance_frames: lag allowed after a segment's end.
+
+    Returns:
+        `DetectionScores`.
+    """
+    detections = detect(
+        probs, threshold, smoothing_frames, refractory_frames, ignore_classes
+    )
+    segments = np.asarray(segments).reshape(-1, 3)
+    hit = np.zeros(len(segments), dtype=bool)
+    false_alarms = 0
+    for frame, label in detections:
+        inside = (
+            (segments[:, 0] <= frame)
+            & (frame < segments[:, 1] + tolerance_frames)
+            & (segments[:, 2] == label)
+            & ~hit
+        )
+        if inside.any():
+            hit[np.flatnonzero(inside)[0]] = True
+        else:
+            false_alarms += 1
+    hours = len(probs) / frame_rate / 3600.0
+    return DetectionScores(
+        int(hit.sum()), int((~hit).sum()), false_alarms, hours, detections
+    )
