@@ -28,76 +28,131 @@ def build_model(family, num_features, num_classes, units):
     return keras.Model(inputs, logits, name=f"{family}_classifier")
 
 
-def _windows(stream, length):
-    """Cuts a stream into consecutive fixed-length training windows (no reset inside one)."""
-    count = len(stream.labels) // length
-    x = stream.features[: count * length].reshape(count, length, -1)
-    y = stream.labels[: count * length].reshape(count, length)
-    return x, y
+def keyword_corpus(args):
+    """The demo's data: synthesized keywords split by voice, and background noise if found."""
+    from keras_resetfree import datasets
+
+    corpus = datasets.synthesize_keywords(args.words, args.per_word, seed=args.seed)
+    test = [
+        datasets.speaker_partition(v, 0.0, args.test_percent) == "test"
+        for v in corpus.speakers
+    ]
+    train = corpus.subset([i for i, t in enumerate(test) if not t])
+    held_out = corpus.subset([i for i, t in enumerate(test) if t])
+    if not len(held_out) or not len(train):
+        raise SystemExit(
+            f"error: {len(corpus)} utterances give {len(train)} for training and {len(held_out)} "
+            "from held-out voices; raise --per-word or change --test-percent."
+        )
+    try:
+        noise, noise_name = (
+            datasets.load_background_noise(),
+            "Speech Commands _background_noise_",
+        )
+    except FileNotFoundError:
+        noise, noise_name = None, "silence (no data folder found)"
+    return train, held_out, noise, noise_name
 
 
-def _scores(probs, stream):
-    """acc_f over segment frames, acc_p at the last frame of each segment, noise confidence."""
+def evaluate_stream(model, stream, chunk, frame_rate):
+    """Runs `stream` through a Streamer, never resetting; returns its scores."""
+    import keras
 
-    predicted = probs.argmax(-1)
-    informative = stream.labels >= 0
-    acc_f = float((predicted[informative] == stream.labels[informative]).mean())
-    last = stream.segments[:, 1] - 1
-    acc_p = float((predicted[last] == stream.segments[:, 2]).mean())
-    noise_confidence = float(probs[~informative].max(-1).mean())
-    return {"acc_f": acc_f, "acc_p": acc_p, "noise_confidence": noise_confidence}
+    from keras_resetfree import Streamer, metrics
+
+    start = time.perf_counter()
+    logits = Streamer(model, batch_size=1).run(stream.features[None], chunk_size=chunk)[
+        0
+    ]
+    seconds = time.perf_counter() - start
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+    detections = metrics.score_detections(probs, stream.segments, frame_rate)
+    return {
+        "acc_f": metrics.frame_accuracy(stream.labels, probs),
+        "acc_p": metrics.stream_decision_accuracy(probs, stream.segments, stream.mask),
+        "noise_confidence": metrics.noise_confidence(stream.labels, probs),
+        "hits": detections.hits,
+        "misses": detections.misses,
+        "false_alarms_per_hour": detections.false_alarms_per_hour,
+        "seconds": seconds,
+        "logits": logits,
+    }
 
 
 def demo(args):
-    """Trains on short never-reset windows, then streams a long stream frame-chunk by chunk."""
+    """Synthesized keywords -> never-reset streams -> ResetFreeLoss training -> streaming evaluation."""
     import keras
     import numpy as np
 
-    from keras_resetfree import ResetFreeLoss, Streamer
-    from keras_resetfree.streams import template_stream
+    from keras_resetfree import ResetFreeLoss, metrics, streams
 
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
-    num_classes, num_features = 4, 16
-    train = template_stream(
-        args.train_segments, num_classes, num_features, seed=args.seed
-    )
-    x, y = _windows(train, args.window)
-    test = template_stream(
-        args.test_segments, num_classes, num_features, seed=args.seed + 1
-    )
+    train_words, test_words, noise, noise_name = keyword_corpus(args)
     print(
-        f"backend {keras.backend.backend()} | family {args.family} | train: {len(x)} windows of "
-        f"{args.window} frames ({train.segments.shape[0]} segments) | test stream: "
-        f"{len(test.labels)} frames, {test.segments.shape[0]} segments, never reset"
+        f"backend {keras.backend.backend()} | {len(args.words)} keywords synthesized with espeak-ng: "
+        f"{len(train_words)} utterances for training, {len(test_words)} from held-out voices "
+        f"| noise: {noise_name}"
     )
-    model = build_model(args.family, num_features, num_classes, args.units)
+    common = dict(noise=noise, snr_db=(args.snr_min, args.snr_max), mask=args.mask)
+    train = streams.KeywordStream(
+        train_words, num_segments=args.train_segments, seed=args.seed, **common
+    ).build()
+    test = streams.KeywordStream(
+        test_words, num_segments=args.test_segments, seed=args.seed + 1, **common
+    ).build()
+    print(f"training stream: {train.summary().splitlines()[0]}")
+    print(f"test stream (never reset): {test.summary().splitlines()[0]}")
+    if args.plot:
+        streams.plot_stream(
+            streams.KeywordStream(
+                test_words,
+                num_segments=8,
+                seed=args.seed + 1,
+                keep_waveform=True,
+                **common,
+            ).build(),
+            args.plot,
+            title="test stream: waveform, MFCC, mask and labels",
+        )
+        print(f"plot of the stream: {args.plot}")
+
+    x, y = train.windows(args.window)
+    normalization = keras.layers.Normalization(axis=-1)
+    normalization.adapt(train.features)
+    inputs = keras.Input((None, train.features.shape[1]))
+    classifier = build_model(
+        args.family, train.features.shape[1], len(args.words), args.units
+    )
+    model = keras.Model(inputs, classifier(normalization(inputs)))
     model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        # Cross-entropy on segment frames, KL to uniform on gap frames (label -1).
+        optimizer=keras.optimizers.Adam(args.learning_rate),
         loss=ResetFreeLoss(kl_weight=args.kl_weight, from_logits=True),
+        metrics=[metrics.FrameAccuracy(), metrics.NoiseConfidence()],
     )
     model.fit(x, y, batch_size=32, epochs=args.epochs, verbose=2 if args.verbose else 0)
-    train_time = time.perf_counter() - start
+    print(
+        f"trained on {len(x)} windows of {args.window} frames, {args.epochs} epochs, "
+        f"in {time.perf_counter() - start:.0f} s (data included)"
+    )
 
-    streamer = Streamer(model, batch_size=1)
-    stream = test.features[None]
-    start = time.perf_counter()
-    logits = streamer.run(stream, chunk_size=args.chunk)[0]
-    stream_time = time.perf_counter() - start
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
-    scores = _scores(probs, test)
-    whole = keras.ops.convert_to_numpy(model.predict(stream, verbose=0))[0]
-    parity = float(np.abs(whole - logits).max())
+    scores = evaluate_stream(model, test, args.chunk, train.frame_rate)
+    hours = len(test) / train.frame_rate / 3600
     print(
-        f"trained in {train_time:.1f} s; streamed in chunks of {args.chunk} frames in {stream_time:.1f} s"
+        f"never-reset test stream ({len(test) / train.frame_rate / 60:.1f} min, chunks of {args.chunk} "
+        f"frames, {scores['seconds']:.1f} s): acc_f {100 * scores['acc_f']:.1f} %  "
+        f"acc_p {100 * scores['acc_p']:.1f} %  noise confidence {scores['noise_confidence']:.2f} "
+        f"(uniform {1 / len(args.words):.2f})"
     )
     print(
-        f"never-reset stream: acc_f {100 * scores['acc_f']:.1f} %  acc_p {100 * scores['acc_p']:.1f} %  "
-        f"noise confidence {scores['noise_confidence']:.2f} (uniform = {1 / num_classes:.2f})"
+        f"detection (threshold 0.5): {scores['hits']} hits, {scores['misses']} misses, "
+        f"{scores['false_alarms_per_hour']:.0f} false alarms per hour ({hours:.2f} h)"
     )
-    print(f"streamed vs whole-stream logits: max |difference| {parity:.2e}")
-    if not np.isfinite(logits).all():
+    whole = keras.ops.convert_to_numpy(model.predict(test.features[None], verbose=0))[0]
+    print(
+        f"streamed vs whole-stream logits: max |difference| {np.abs(whole - scores['logits']).max():.2e}"
+    )
+    if not np.isfinite(scores["logits"]).all():
         print("error: non-finite outputs on the stream", file=sys.stderr)
         return 1
     return 0
@@ -111,23 +166,47 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser(
         "demo",
-        help="end-to-end smoke run: train on never-reset windows, stream a long stream",
+        help="the whole pipeline offline: synthesized keywords, never-reset streams, training, streaming",
         description=(
-            "Trains a per-frame classifier with ResetFreeLoss on a synthetic feature stream (class templates "
-            "in noise, cut into fixed windows with no reset inside) and runs it with the "
-            "Streamer over a much longer never-reset stream. Works offline on any backend "
-            "(KERAS_BACKEND)."
+            "Synthesizes keywords with espeak-ng (the embedded default), builds keyword streams "
+            "with background noise (../shared/data's _background_noise_ when found, else "
+            "silence), trains a per-frame classifier with ResetFreeLoss on never-reset windows "
+            "(masks from the temporal intensity of the audio), and evaluates it with the Streamer "
+            "on a long never-reset stream of held-out voices. Any backend (KERAS_BACKEND)."
         ),
     )
-    p.add_argument("--family", choices=FAMILIES, default="gru")
-    p.add_argument("--units", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--window", type=int, default=200, help="training window, frames")
-    p.add_argument("--train-segments", type=int, default=3000)
-    p.add_argument("--test-segments", type=int, default=1000)
-    p.add_argument("--chunk", type=int, default=100, help="frames per Streamer call")
     p.add_argument(
-        "--kl-weight", type=float, default=1.0, help="weight of the KL term on gaps"
+        "--words", nargs="+", default=["yes", "no", "up", "down", "left", "right"]
+    )
+    p.add_argument(
+        "--per-word", type=int, default=60, help="synthesized utterances per word"
+    )
+    p.add_argument(
+        "--test-percent", type=float, default=25.0, help="share of voices held out"
+    )
+    p.add_argument("--family", choices=FAMILIES, default="gru")
+    p.add_argument("--units", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument("--window", type=int, default=200, help="training window, frames")
+    p.add_argument("--train-segments", type=int, default=1500)
+    p.add_argument("--test-segments", type=int, default=400)
+    p.add_argument("--snr-min", type=float, default=5.0)
+    p.add_argument("--snr-max", type=float, default=20.0)
+    p.add_argument(
+        "--mask",
+        choices=["temporal_intensity", "energy", "truth"],
+        default="temporal_intensity",
+    )
+    p.add_argument("--chunk", type=int, default=50, help="frames per Streamer call")
+    p.add_argument(
+        "--kl-weight",
+        type=float,
+        default=1.0,
+        help="weight of the KL term on noise frames",
+    )
+    p.add_argument(
+        "--plot", default=None, help="save a PNG of a piece of the test stream"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true")

@@ -101,3 +101,16 @@ def test_detection_scoring():
     assert len(metrics.detect(probs, smoothing_frames=3, refractory_frames=5)) > 3
     with pytest.raises(ValueError, match="frames, classes"):
         metrics.detect(probs[None])
+
+
+def test_stream_decision_accuracy():
+    outputs = np.zeros((12, 2))
+    outputs[:, 1] = 1.0  # predicts class 1 everywhere...
+    outputs[4, :] = [2.0, 0.0]  # ...but class 0 at frame 4
+    segments = np.array([[2, 7, 0], [8, 11, 1]])
+    mask = np.zeros(12)
+    mask[[3, 4]] = 1  # segment 1's last informative frame is 4; segment 2 has none
+    assert metrics.segment_decision_frames(segments, mask).tolist() == [4, 10]
+    assert metrics.stream_decision_accuracy(outputs, segments, mask) == 1.0
+    assert metrics.segment_decision_frames(segments).tolist() == [6, 10]
+    assert metrics.stream_decision_accuracy(outputs, segments) == 0.5

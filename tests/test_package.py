@@ -31,8 +31,11 @@ def test_data_dir_order(tmp_path, monkeypatch):
     explicit = tmp_path / "explicit"
     (explicit / "fsdd").mkdir(parents=True)
     assert data_dir("fsdd", path=explicit) == explicit / "fsdd"
+    assert (
+        data_dir("mnist", path=explicit / "fsdd") == explicit / "fsdd"
+    )  # a dataset folder itself
     with pytest.raises(FileNotFoundError, match="the path argument"):
-        data_dir("mnist", path=explicit)
+        data_dir("mnist", path=tmp_path / "missing")
     from_env = tmp_path / "env"
     (from_env / "mnist").mkdir(parents=True)
     monkeypatch.setenv("KERAS_RESETFREE_DATA", str(from_env))
@@ -61,24 +64,26 @@ def test_template_stream_layout():
     np.testing.assert_array_equal(again.features, stream.features)
 
 
-def test_demo_runs_small(capsys):
+def test_demo_runs_small(capsys, tmp_path, monkeypatch):
+    pytest.importorskip(
+        "espeakng_loader", reason="the audio extra (espeakng-loader) is not installed"
+    )
     from keras_resetfree.cli import main
 
+    monkeypatch.setenv(
+        "KERAS_HOME", str(tmp_path)
+    )  # the synthesized corpus is cached there
     code = main(
-        [
-            "demo",
-            "--epochs",
-            "1",
-            "--train-segments",
-            "60",
-            "--test-segments",
-            "20",
-            "--units",
-            "8",
-        ]
-    )
+        ["demo", "--words", "yes", "no", "--per-word", "20", "--epochs", "1", "--train-segments", "40",
+         "--test-segments", "10", "--units", "8", "--plot", str(tmp_path / "stream.png")]
+    )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
-    assert "never-reset stream: acc_f" in out
+    assert (
+        "never-reset test stream" in out
+        and "acc_p" in out
+        and "false alarms per hour" in out
+    )
     difference = float(out.split("max |difference|")[1].split()[0])
     assert difference < 1e-4
+    assert (tmp_path / "stream.png").is_file()

@@ -40,7 +40,8 @@ def data_dir(name=None, path=None):
 
     Args:
         name: a dataset folder inside the data folder, e.g. `"speech_commands"`.
-        path: an explicit data folder; when given, it is the only place looked at.
+        path: an explicit folder, the only place looked at when given: the
+            data folder that holds `name`, or the dataset's folder itself.
 
     Returns:
         A `pathlib.Path`.
@@ -56,6 +57,8 @@ def data_dir(name=None, path=None):
         target = folder / name if name else folder
         if target.is_dir():
             return target
+        if name and path is not None and folder.is_dir():
+            return folder  # the dataset's own folder was given
         looked.append(f"{label}: {target}")
     raise FileNotFoundError(
         f"No data folder{' for ' + repr(name) if name else ''} found. Looked at:\n  "

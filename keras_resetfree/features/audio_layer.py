@@ -11,6 +11,30 @@ from keras.src.layers.preprocessing.data_layer import DataLayer
 _PEAK_LIMIT = 1.0 + 1e-3
 
 
+class _NumpyMath:
+    @staticmethod
+    def rfft(x, fft_length=None):
+        spectrum = np.fft.rfft(x, n=fft_length, axis=-1)
+        return spectrum.real.astype("float32"), spectrum.imag.astype("float32")
+
+
+class _NumpyBackend:
+    """The few ops the audio layers use, in NumPy, under the names of Keras's
+    backends. (Keras's own numpy backend cannot be imported beside another
+    backend: it replaces `keras.src.backend.numpy`.)"""
+
+    name = "numpy"
+    numpy = np
+    math = _NumpyMath
+
+    @staticmethod
+    def cast(x, dtype):
+        return np.asarray(x).astype(dtype)
+
+    shape = staticmethod(np.shape)
+    convert_to_tensor = staticmethod(np.asarray)
+
+
 def _is_eager(tensor):
     try:
         tensor.numpy()
@@ -45,6 +69,20 @@ class AudioLayer(DataLayer):
             )
         self.frame_length = int(frame_length)
         self.frame_step = int(frame_step)
+
+    def compute_numpy(self, waveform):
+        """Runs the layer on a numpy waveform with numpy ops, returns numpy.
+
+        The same code as `call`, on NumPy: what the stream
+        builders use to make features for millions of frames without
+        compiling a graph for every new audio length.
+        """
+        keras_backend = self.backend
+        self.backend = _NumpyBackend
+        try:
+            return np.asarray(self.call(np.asarray(waveform, dtype="float32")))
+        finally:
+            self.backend = keras_backend
 
     def num_frames(self, num_samples):
         return 1 + (num_samples - self.frame_length) // self.frame_step

@@ -9,6 +9,8 @@ from keras_resetfree.metrics.frame_metrics import (
     decision_frames,
     frame_accuracy,
     noise_confidence,
+    segment_decision_frames,
+    stream_decision_accuracy,
 )
 
 __all__ = [
@@ -22,4 +24,6 @@ __all__ = [
     "frame_accuracy",
     "noise_confidence",
     "score_detections",
+    "segment_decision_frames",
+    "stream_decision_accuracy",
 ]

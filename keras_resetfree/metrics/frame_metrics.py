@@ -180,3 +180,23 @@ def noise_confidence(labels, probs, noise_label=-1):
     """Mean max-probability on noise frames, on numpy arrays of probabilities."""
     labels, probs = _as_batch(labels, probs)
     return float(probs.max(-1)[labels == noise_label].mean())
+
+
+def segment_decision_frames(segments, mask=None):
+    """The decision frame of each segment `(start, end, class)`: its last informative frame
+    (mask = 1), or its last frame when the mask marks none of it."""
+    frames = []
+    for start, end, _ in np.asarray(segments).reshape(-1, 3):
+        informative = np.flatnonzero(mask[start:end] > 0) if mask is not None else []
+        frames.append(start + informative[-1] if len(informative) else end - 1)
+    return np.asarray(frames, dtype="int64")
+
+
+def stream_decision_accuracy(outputs, segments, mask=None):
+    """acc_p on a stream: the argmax of `outputs` `(frames, classes)` at each segment's decision
+    frame (`segment_decision_frames`) against the segment's class."""
+    segments = np.asarray(segments).reshape(-1, 3)
+    if len(segments) == 0:
+        return float("nan")
+    frames = segment_decision_frames(segments, mask)
+    return float((np.asarray(outputs)[frames].argmax(-1) == segments[:, 2]).mean())

@@ -4,26 +4,9 @@ It needs no data and no audio front end, so it serves the smoke run of
 `resetfree demo` and tests. Real keyword streams are built from audio.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass
-class TemplateStream:
-    """A stream of frames with its labels and segment layout.
-
-    Attributes:
-        features: `(frames, features)` float32.
-        labels: `(frames,)` int32, the class on segment frames, `noise_label`
-            on gap frames.
-        segments: `(num_segments, 3)` int64 rows `(start, end, class)`, end
-            exclusive.
-    """
-
-    features: np.ndarray
-    labels: np.ndarray
-    segments: np.ndarray
+from keras_resetfree.streams.stream import Stream
 
 
 def template_stream(
@@ -57,7 +40,7 @@ def template_stream(
         template_seed: seed of the class templates.
 
     Returns:
-        A `TemplateStream`.
+        A `Stream` (no frame rate: the frames are abstract).
     """
     if num_segments <= 0 or num_classes <= 1:
         raise ValueError(
@@ -91,8 +74,12 @@ def template_stream(
     tail = int(rng.integers(gap_frames[0], gap_frames[1] + 1))
     pieces.append(rng.normal(size=(tail, num_features)))
     labels.append(np.full(tail, noise_label))
-    return TemplateStream(
+    labels = np.concatenate(labels).astype("int32")
+    return Stream(
         features=np.concatenate(pieces).astype("float32"),
-        labels=np.concatenate(labels).astype("int32"),
+        labels=labels,
+        mask=(labels != noise_label).astype("float32"),
         segments=np.asarray(segments, dtype="int64"),
+        label_names=[f"class_{i}" for i in range(num_classes)],
+        noise_label=noise_label,
     )

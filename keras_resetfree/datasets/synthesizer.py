@@ -1,0 +1,167 @@
+"""An offline keyword corpus from text-to-speech (espeak-ng, shipped by the espeakng-loader wheel)."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_resetfree.datasets.audio_dataset import AudioDataset
+from keras_resetfree.datasets.audio_io import resample
+from keras_resetfree.datasets.paths import keras_cache_dir
+
+VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan")
+# Variants f2, f3 and f5 add breath noise that differs from run to run; the
+# others synthesize identical audio for identical input.
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4", "klatt", "klatt2")
+_WORKER = Path(__file__).with_name("espeak_worker.py")
+
+
+def _speak_all(jobs):
+    """Synthesizes `jobs` (dicts of speak() arguments) in a fresh process.
+
+    espeak-ng carries state from one utterance to the next inside a process
+    (the same call gives a few samples more or less the second time), so a
+    fresh interpreter per corpus is what makes the corpus deterministic.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "speech.npz"
+        result = subprocess.run(
+            [sys.executable, str(_WORKER), str(out)],
+            input=json.dumps(jobs),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"espeak-ng synthesis failed:\n{result.stderr[-2000:]}")
+        stored = np.load(out)
+        return int(stored["rate"]), np.split(
+            stored["audio"], np.cumsum(stored["lengths"])[:-1]
+        )
+
+
+def _trim(waveform, threshold=0.02, margin=0.03, sample_rate=16000):
+    """Cuts leading and trailing silence, keeping `margin` seconds around the speech."""
+    loud = np.flatnonzero(np.abs(waveform) > threshold * np.abs(waveform).max())
+    if loud.size == 0:
+        return waveform
+    pad = int(margin * sample_rate)
+    return waveform[max(loud[0] - pad, 0) : loud[-1] + pad]
+
+
+def synthesize_keywords(
+    words=("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"),
+    n_per_word=50,
+    sample_rate=16000,
+    seed=0,
+    rates=(110, 210),
+    pitches=(20, 80),
+    gains_range=(0.3, 0.9),
+    voices=VOICES,
+    variants=VARIANTS,
+    cache_dir=None,
+):
+    """Makes a labelled keyword corpus offline with espeak-ng text-to-speech.
+
+    Each utterance draws a voice (accent) and a voice variant (male, female,
+    klatt), a speaking rate (words per minute), a pitch and pitch range, and
+    a gain; the speech is resampled from espeak-ng's 22,050 Hz with soxr,
+    trimmed of silence and scaled to the gain. The "speaker" of an utterance
+    is its voice+variant, so splits by speaker hold out whole voices.
+
+    Deterministic for a seed: the draws come from `numpy.random.default_rng`,
+    and espeak-ng runs in a fresh process per corpus with only the voice
+    variants whose output is reproducible. The corpus is cached on disk as a
+    compressed `.npz` keyed by every argument, so a second call is instant.
+
+    Args:
+        words: the keywords (label order).
+        n_per_word: utterances per word.
+        sample_rate: output rate, Hz.
+        seed: seed of the draws.
+        rates, pitches: (min, max) of espeak-ng's rate and pitch (0-99).
+        gains_range: (min, max) of the peak amplitude.
+        voices, variants: the espeak-ng voices and variants drawn from.
+        cache_dir: where to cache (default the Keras cache's keras_resetfree folder).
+
+    Returns:
+        An `AudioDataset`.
+    """
+    settings = {
+        "words": list(words),
+        "n_per_word": int(n_per_word),
+        "sample_rate": int(sample_rate),
+        "seed": int(seed),
+        "rates": list(rates),
+        "pitches": list(pitches),
+        "gains": list(gains_range),
+        "voices": list(voices),
+        "variants": list(variants),
+        "version": 2,
+    }
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(cache_dir) if cache_dir else keras_cache_dir() / "synthetic_keywords"
+    cache = folder / f"keywords_{key}.npz"
+    if cache.is_file():
+        stored = np.load(cache, allow_pickle=False)
+        lengths = stored["lengths"]
+        waveforms = np.split(stored["audio"], np.cumsum(lengths)[:-1])
+        return AudioDataset(
+            waveforms,
+            stored["labels"],
+            list(words),
+            stored["speakers"].tolist(),
+            [""] * len(lengths),
+            sample_rate,
+        )
+    rng = np.random.default_rng(seed)
+    jobs, labels, gains = [], [], []
+    for label, word in enumerate(words):
+        for _ in range(n_per_word):
+            voice = f"{voices[rng.integers(len(voices))]}+{variants[rng.integers(len(variants))]}"
+            jobs.append(
+                {
+                    "text": word,
+                    "voice": voice,
+                    "rate": int(rng.integers(rates[0], rates[1] + 1)),
+                    "pitch": int(rng.integers(pitches[0], pitches[1] + 1)),
+                    "pitch_range": int(rng.integers(30, 80)),
+                }
+            )
+            gains.append(rng.uniform(*gains_range))
+            labels.append(label)
+    rate, speech = _speak_all(jobs)
+    waveforms, speakers = [], []
+    for job, gain, raw in zip(jobs, gains, speech):
+        wave = _trim(
+            resample(raw.astype("float32") / 32768.0, rate, sample_rate),
+            sample_rate=sample_rate,
+        )
+        peak = np.abs(wave).max() if wave.size else 0.0
+        if peak == 0:
+            raise RuntimeError(
+                f"espeak-ng produced silence for {job['text']!r} with voice {job['voice']}."
+            )
+        waveforms.append((wave * (gain / peak)).astype("float32"))
+        speakers.append(job["voice"])
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        temporary,
+        audio=np.concatenate(waveforms),
+        lengths=np.array([len(w) for w in waveforms]),
+        labels=np.array(labels, dtype="int32"),
+        speakers=np.array(speakers),
+    )
+    temporary.replace(cache)
+    return AudioDataset(
+        waveforms,
+        np.array(labels, dtype="int32"),
+        list(words),
+        speakers,
+        [""] * len(labels),
+        sample_rate,
+    )

@@ -1,0 +1,213 @@
+"""Keyword streams: utterances with noise gaps between them, built lazily, every frame labelled."""
+
+import math
+
+import numpy as np
+
+from keras_resetfree.streams.stream import Stream, frame_span
+
+_DITHER_RMS = (
+    1e-4  # "silence" gaps: -80 dBFS of white noise, so log-energies stay finite
+)
+
+
+class KeywordStream:
+    """A never-ending keyword stream: utterances at random SNR between gaps of noise.
+
+    Segment i is a gap of `gap_seconds` of background noise followed by an
+    utterance drawn from `dataset`, mixed into the same continuous noise at
+    an SNR drawn from `snr_db`. Audio is turned into frames by `features`
+    (default MFCC) and `mask` (default `TemporalIntensityMask`, or
+    `"energy"`, or `"truth"`: the utterance's span) block by block, so the
+    memory used is flat however long the stream; a block is computed with
+    `context_seconds` of the audio before it, so causal masks see the same
+    history they would see on the whole stream. Frame t is labelled with
+    the utterance's class when its centre lies inside the utterance and
+    m_t = 1, else `noise_label`.
+
+    Args:
+        dataset: an `AudioDataset` (labels and sample rate are taken from it).
+        noise: list of background waveforms at the dataset's rate, each scaled
+            to `noise_rms` and cycled from a random offset; or None for silence
+            (-80 dBFS dither). Mixed audio is clipped to [-1, 1].
+        num_segments: utterances in the stream (None: endless, for `chunks`).
+        snr_db: a number or (min, max) in dB, utterance power (over its active
+            part) against the noise's.
+        gap_seconds: (min, max) length of the gaps.
+        noise_rms: RMS level the noise is scaled to.
+        features: a feature layer (`keras_resetfree.features.MFCC` by default).
+        mask: `"temporal_intensity"`, `"energy"`, `"truth"`, or a mask layer
+            framed like `features`.
+        classes: restrict to these label indices (default all).
+        noise_label: label of noise frames.
+        seed: seed of every draw (order, gaps, SNRs, noise offsets).
+        context_seconds: audio history given to each block's computation.
+        keep_waveform: keep the mixed audio in the Streams (for plots).
+    """
+
+    def __init__(
+        self,
+        dataset,
+        noise=None,
+        num_segments=100,
+        snr_db=(5.0, 20.0),
+        gap_seconds=(0.3, 1.5),
+        noise_rms=0.01,
+        features=None,
+        mask="temporal_intensity",
+        classes=None,
+        noise_label=-1,
+        seed=0,
+        context_seconds=2.0,
+        keep_waveform=False,
+    ):
+        from keras_resetfree import features as feature_layers
+        from keras_resetfree import masks
+
+        self.dataset = dataset
+        self.sample_rate = dataset.sample_rate
+        self.noise = [np.asarray(n, "float32") for n in noise] if noise else None
+        self.num_segments = num_segments
+        self.snr_db = (snr_db, snr_db) if np.isscalar(snr_db) else tuple(snr_db)
+        self.gap_seconds = tuple(gap_seconds)
+        self.noise_rms = float(noise_rms)
+        self.features = features or feature_layers.MFCC(self.sample_rate)
+        step, length = self.features.frame_step, self.features.frame_length
+        if mask == "temporal_intensity":
+            mask = masks.TemporalIntensityMask(length, step)
+        elif mask == "energy":
+            mask = masks.EnergyMask(length, step)
+        elif mask != "truth" and (mask.frame_step, mask.frame_length) != (step, length):
+            raise ValueError(
+                "The mask layer must frame like the features (frame_length, frame_step)."
+            )
+        self.mask = mask
+        self.classes = (
+            np.unique(dataset.labels) if classes is None else np.asarray(classes)
+        )
+        self.pool = np.flatnonzero(np.isin(dataset.labels, self.classes))
+        if self.pool.size == 0:
+            raise ValueError(
+                f"No utterance of classes {self.classes.tolist()} in the dataset."
+            )
+        self.noise_label = noise_label
+        self.seed = seed
+        self.context = int(math.ceil(context_seconds * self.sample_rate / step)) * step
+        self.keep_waveform = keep_waveform
+        self.frame_rate = self.sample_rate / step
+
+    def _noise_source(self, rng):
+        """An endless generator of noise blocks at `noise_rms`."""
+        if self.noise is None:
+            while True:
+                n = yield
+                yield (rng.normal(size=n) * _DITHER_RMS).astype("float32")
+        # Each recording at the same RMS, so quiet ones are not drowned by loud ones.
+        bed = np.concatenate(
+            [n / (np.sqrt(np.mean(n**2)) + 1e-12) * self.noise_rms for n in self.noise]
+        )
+        bed = np.clip(bed, -1.0, 1.0)
+        position = int(rng.integers(len(bed)))
+        while True:
+            n = yield
+            index = (position + np.arange(n)) % len(bed)
+            position = (position + n) % len(bed)
+            yield bed[index]
+
+    def _blocks(self):
+        """Yields `(audio, segment or None)`: a gap then an utterance mixed into noise."""
+        rng = np.random.default_rng(self.seed)
+        source = self._noise_source(rng)
+        next(source)
+
+        def noise(n):
+            block = source.send(n)
+            next(source)
+            return block
+
+        position, count = 0, 0
+        while self.num_segments is None or count < self.num_segments:
+            gap = noise(int(rng.uniform(*self.gap_seconds) * self.sample_rate))
+            choice = int(self.pool[rng.integers(self.pool.size)])
+            utterance = self.dataset.waveforms[choice]
+            active = utterance[np.abs(utterance) > 0.1 * np.abs(utterance).max()]
+            power = max(float(np.mean(active**2)), 1e-12)
+            noise_power = (
+                self.noise_rms**2 if self.noise is not None else _DITHER_RMS**2
+            )
+            snr = rng.uniform(*self.snr_db)
+            gain = math.sqrt(noise_power / power * 10 ** (snr / 10))
+            mixed = np.clip(noise(len(utterance)) + gain * utterance, -1.0, 1.0)
+            start = position + len(gap)
+            yield (
+                np.concatenate([gap, mixed]).astype("float32"),
+                (
+                    start,
+                    start + len(utterance),
+                    int(self.dataset.labels[choice]),
+                ),
+            )
+            position += len(gap) + len(utterance)
+            count += 1
+        yield noise(int(self.gap_seconds[1] * self.sample_rate)), None
+
+    def chunks(self):
+        """Yields consecutive `Stream` pieces, one per segment (the first frames of
+        the stream wait for one frame of audio). Segments are in global frame indices.
+        """
+        step, length = self.features.frame_step, self.features.frame_length
+        tail, tail_start, next_frame = np.zeros(0, "float32"), 0, 0
+        pending = []
+        for block, segment in self._blocks():
+            audio = np.concatenate([tail, block])
+            end_sample = tail_start + len(audio)
+            count = (end_sample - length) // step + 1 if end_sample >= length else 0
+            if segment is not None:
+                first, end = frame_span(segment[0], segment[1], length, step)
+                pending.append((first, end, segment[2]))
+            if count <= next_frame:
+                tail = audio
+                continue
+            offset = next_frame - tail_start // step
+            features = self.features.compute_numpy(audio)[offset:]
+            frames = np.arange(next_frame, count)
+            inside = np.zeros(len(frames), bool)
+            labels = np.full(len(frames), self.noise_label, "int32")
+            done = [s for s in pending if s[1] <= count]
+            for first, end, label in pending:
+                hit = (frames >= first) & (frames < end)
+                inside |= hit
+                labels[hit] = label
+            if self.mask == "truth":
+                mask = inside.astype("float32")
+            else:
+                mask = self.mask.compute_numpy(audio)[offset:].astype("float32")
+            labels[mask == 0] = self.noise_label
+            waveform = None
+            if self.keep_waveform:
+                waveform = audio[
+                    next_frame * step - tail_start : count * step - tail_start
+                ]
+            yield Stream(
+                features.astype("float32"),
+                labels,
+                mask,
+                np.asarray(done, "int64").reshape(-1, 3),
+                self.frame_rate,
+                list(self.dataset.label_names),
+                waveform,
+                self.sample_rate,
+                self.noise_label,
+            )
+            pending = [s for s in pending if s[1] > count]
+            next_frame = count
+            tail_start = max(tail_start, next_frame * step - self.context)
+            tail = audio[tail_start - (end_sample - len(audio)) :]
+
+    def build(self):
+        """The whole stream as one `Stream` (needs a finite `num_segments`)."""
+        if self.num_segments is None:
+            raise ValueError(
+                "An endless KeywordStream (num_segments=None) can only be iterated with chunks()."
+            )
+        return Stream.concatenate(self.chunks())

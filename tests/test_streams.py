@@ -1,0 +1,168 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_resetfree import datasets, streams
+from keras_resetfree.features import MFCC
+from keras_resetfree.masks import TemporalIntensityMask
+
+SR = 16000
+
+
+def _tone_words(n_per_word=4):
+    """A tiny corpus: 3 'words', tones of 3 pitches with different lengths."""
+    rng = np.random.default_rng(0)
+    waves, labels = [], []
+    for label, freq in enumerate((300.0, 800.0, 1500.0)):
+        for _ in range(n_per_word):
+            t = np.arange(int(rng.uniform(0.3, 0.6) * SR)) / SR
+            waves.append(
+                (0.5 * np.sin(2 * np.pi * freq * t) * np.hanning(len(t))).astype(
+                    "float32"
+                )
+            )
+            labels.append(label)
+    n = len(waves)
+    return datasets.AudioDataset(
+        waves, np.array(labels, "int32"), ["low", "mid", "high"], [""] * n, [""] * n, SR
+    )
+
+
+def _noise():
+    return [np.random.default_rng(1).normal(size=5 * SR).astype("float32") * 0.05]
+
+
+def test_keyword_stream_layout_and_labels():
+    builder = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=12, snr_db=15, seed=3, keep_waveform=True
+    )
+    stream = builder.build()
+    assert len(stream.segments) == 12
+    assert stream.features.shape == (len(stream), 13) and stream.mask.shape == (
+        len(stream),
+    )
+    assert len(stream.waveform) == len(stream) * 320
+    # Features computed block by block equal the MFCC of the whole waveform
+    # (the kept waveform is each frame's hop: the last frame lacks its tail).
+    whole = keras.ops.convert_to_numpy(
+        MFCC(SR)(np.r_[stream.waveform, np.zeros(160, "float32")])
+    )
+    np.testing.assert_allclose(
+        stream.features[:-1], whole[: len(stream) - 1], atol=1e-3
+    )
+    # Labelled frames are informative frames inside a segment, with its class.
+    for start, end, label in stream.segments:
+        inside = stream.labels[start:end]
+        assert set(np.unique(inside)) <= {label, -1}
+        assert np.all((inside == label) == (stream.mask[start:end] == 1))
+    outside = np.ones(len(stream), bool)
+    for start, end, _ in stream.segments:
+        outside[start:end] = False
+    assert np.all(stream.labels[outside] == -1)
+    # The temporal-intensity mask finds most of each tone at 15 dB SNR.
+    truth = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=12, snr_db=15, seed=3, mask="truth"
+    ).build()
+    np.testing.assert_array_equal(truth.segments, stream.segments)
+    agreement = np.mean(truth.mask == stream.mask)
+    recall = np.sum(truth.mask * stream.mask) / truth.mask.sum()
+    print(f"mask vs truth: agreement {agreement:.2f}, recall {recall:.2f}")
+    assert agreement > 0.85 and recall > 0.8
+
+
+def test_block_masks_match_the_whole_stream_mask():
+    stream = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=10, seed=4, keep_waveform=True
+    ).build()
+    whole = TemporalIntensityMask().compute_numpy(
+        np.r_[stream.waveform, np.zeros(160, "float32")]
+    )[: len(stream)]
+    assert np.mean(whole == stream.mask) > 0.98
+
+
+def test_reproducible_endless_and_lazy():
+    words = _tone_words()
+    first = streams.KeywordStream(words, _noise(), num_segments=6, seed=7).build()
+    again = streams.KeywordStream(words, _noise(), num_segments=6, seed=7).build()
+    np.testing.assert_array_equal(first.features, again.features)
+    np.testing.assert_array_equal(first.labels, again.labels)
+    other = streams.KeywordStream(words, _noise(), num_segments=6, seed=8).build()
+    assert len(other) != len(first) or not np.array_equal(other.labels, first.labels)
+    endless = streams.KeywordStream(words, None, num_segments=None, seed=1)
+    pieces = []
+    for piece in endless.chunks():
+        pieces.append(piece)
+        if len(pieces) == 20:
+            break
+    joined = streams.Stream.concatenate(pieces)
+    assert len(joined.segments) >= 19 and np.all(np.diff(joined.segments[:, 0]) > 0)
+    with pytest.raises(ValueError, match="chunks"):
+        endless.build()
+
+
+def test_image_stream():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(20, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=20)
+    digits = rng.integers(0, 255, size=(15, 28, 28), dtype=np.uint8)
+    stream = streams.image_stream(images, labels, digits, num_segments=8, seed=2)
+    assert stream.features.shape[1] == 28 and stream.features.max() <= 1.0
+    assert len(stream.segments) == 8 and np.all(
+        stream.segments[:, 1] - stream.segments[:, 0] == 28
+    )
+    assert stream.mask.sum() == 8 * 28
+    pixels = streams.image_stream(
+        images, labels, digits, num_segments=3, pixels=True, seed=2
+    )
+    assert pixels.features.shape[1] == 1 and np.all(
+        pixels.segments[:, 1] - pixels.segments[:, 0] == 784
+    )
+    with pytest.raises(ValueError, match="alike"):
+        streams.image_stream(images, labels, digits[:, :10], num_segments=2)
+
+
+@pytest.mark.parametrize("delivery", ["tf_data", "py_dataset"])
+def test_windows_train_a_model(delivery):
+    from keras_resetfree import ResetFreeLoss, layers
+
+    stream = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=20, seed=5
+    ).build()
+    x, y = stream.windows(100)
+    assert x.shape == (len(stream) // 100, 100, 13) and y.shape == x.shape[:2]
+    if delivery == "tf_data":
+        data = streams.to_tf_dataset(stream, 100, batch_size=4)
+    else:
+        data = streams.StreamWindows(stream, 100, batch_size=4)
+        assert len(data) == int(np.ceil(len(x) / 4))
+    inputs = keras.Input((None, 13))
+    model = keras.Model(inputs, keras.layers.Dense(3)(layers.GRU(8)(inputs)))
+    model.compile(optimizer="adam", loss=ResetFreeLoss(from_logits=True))
+    history = model.fit(data, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_summary_and_plot(tmp_path):
+    pytest.importorskip(
+        "matplotlib", reason="the plot extra (matplotlib) is not installed"
+    )
+    stream = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=5, seed=1, keep_waveform=True
+    ).build()
+    text = stream.summary()
+    assert "5 segments" in text and "frames/s" in text
+    path = streams.plot_stream(stream, tmp_path / "stream.png", frames=300)
+    assert path.stat().st_size > 10_000
+
+
+def test_speech_commands_stream(shared_data):
+    root = shared_data / "speech_commands"
+    words = datasets.load_speech_commands(
+        root, words=("yes", "no"), unknown=False, silence=False, split="test"
+    )
+    noise = datasets.load_background_noise(root)
+    stream = streams.KeywordStream(
+        words, noise, num_segments=15, snr_db=10, seed=0
+    ).build()
+    print(stream.summary())
+    assert len(stream.segments) == 15 and 0.05 < stream.mask.mean() < 0.6
