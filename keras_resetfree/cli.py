@@ -158,6 +158,45 @@ def demo(args):
     return 0
 
 
+def train_command(args):
+    """Trains one family one way on a task and saves it as .keras."""
+    from keras_resetfree import experiment
+
+    data = experiment.load_task(args.task, args.size, args.seed)
+    model, seconds = experiment.train_model(
+        data, args.family, args.method, args.size, args.seed, verbose=2
+    )
+    model.save(args.out)
+    print(
+        f"trained {args.family} ({args.method}) on {args.task} in {seconds:.0f} s; saved {args.out}"
+    )
+    return 0
+
+
+def evaluate_command(args):
+    """Scores a saved model on the task's never-reset test stream."""
+    import json
+
+    import keras
+
+    from keras_resetfree import experiment
+
+    data = experiment.load_task(args.task, args.size, args.seed)
+    model = keras.saving.load_model(args.model)
+    scores = experiment.evaluate_model(model, data, args.method, period=args.period)
+    for mode, result in scores.items():
+        for length, row in result["by_length"].items():
+            print(
+                f"{mode:>8} reset | {length:>5} segments ({row['frames']} frames): acc_f "
+                f"{100 * row['acc_f']:.1f} %  acc_p {100 * row['acc_p']:.1f} %  noise confidence "
+                f"{row['noise_confidence']:.2f}"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(scores, f, indent=1)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="resetfree",
@@ -211,6 +250,43 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(run=demo)
+
+    from keras_resetfree.experiment import FAMILIES as PROTOCOL_FAMILIES
+    from keras_resetfree.experiment import METHODS, SIZES, TASKS
+
+    for name, run, text in (
+        (
+            "train",
+            train_command,
+            "train one family one way on a task (the reset-free protocol)",
+        ),
+        (
+            "evaluate",
+            evaluate_command,
+            "score a saved model on the task's never-reset test stream",
+        ),
+    ):
+        p = commands.add_parser(
+            name, help=text, description=text + "; see keras_resetfree.experiment."
+        )
+        p.add_argument("--task", choices=TASKS, required=True)
+        p.add_argument("--method", choices=METHODS, default="reset_free")
+        p.add_argument("--size", choices=sorted(SIZES), default="quick")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "train":
+            p.add_argument("--family", choices=PROTOCOL_FAMILIES, default="gru")
+            p.add_argument(
+                "--out", required=True, help="where to save the .keras model"
+            )
+        else:
+            p.add_argument(
+                "--model", required=True, help="a .keras model saved by resetfree train"
+            )
+            p.add_argument(
+                "--period", type=int, default=None, help="periodic reset, frames"
+            )
+            p.add_argument("--json", default=None, help="write the scores here")
+        p.set_defaults(run=run)
     args = parser.parse_args(argv)
     return args.run(args)
 
