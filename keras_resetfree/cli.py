@@ -197,6 +197,47 @@ def evaluate_command(args):
     return 0
 
 
+def tune_command(args):
+    """KerasTuner search of kl_weight and the mask threshold on a keyword task."""
+    from pathlib import Path
+
+    import keras_tuner
+
+    from keras_resetfree import tuning
+
+    train, validation, validation_mask, test, test_mask, classes = (
+        tuning.keyword_task_streams(
+            args.task, args.train_segments, args.eval_segments, args.seed
+        )
+    )
+    hypermodel = tuning.ResetFreeHyperModel(
+        train, validation, classes, families=args.families, units=args.units, epochs=args.epochs,
+        decision_mask=validation_mask, seed=args.seed,
+    )  # fmt: skip
+    tuner_class = {
+        "random": keras_tuner.RandomSearch,
+        "bayesian": keras_tuner.BayesianOptimization,
+    }[args.tuner]
+    tuner = tuner_class(
+        hypermodel,
+        objective=tuning.objective(),
+        max_trials=args.trials,
+        seed=args.seed,
+        directory=args.directory,
+        project_name=args.task,
+        overwrite=False,  # an interrupted search resumes where it stopped
+    )
+    tuner.search()
+    out = Path(args.directory) / args.task
+    table = tuning.trials_table(tuner)
+    (out / "trials.md").write_text(table + "\n")
+    tuning.plot_objective(tuner, out / "objective_vs_kl_weight.png")
+    print(table)
+    best = tuner.get_best_hyperparameters()[0]
+    print(f"best: {best.values}; table and plot in {out}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="resetfree",
@@ -287,6 +328,25 @@ def main(argv=None):
             )
             p.add_argument("--json", default=None, help="write the scores here")
         p.set_defaults(run=run)
+
+    p = commands.add_parser(
+        "tune",
+        help="search kl_weight and the mask threshold with KerasTuner, scored on a never-reset stream",
+        description="KerasTuner search of the CE/KL balance (kl_weight, log scale) and the mask "
+        "threshold on a keyword task; trials are scored by stream_score (acc_p minus a cost per "
+        "false alarm per hour) on a never-reset validation stream of other speakers. Resumable.",
+    )
+    p.add_argument("--task", choices=["kws", "fsdd"], default="kws")
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--families", nargs="+", default=["gru"])
+    p.add_argument("--units", nargs="+", type=int, default=[64])
+    p.add_argument("--tuner", choices=["random", "bayesian"], default="random")
+    p.add_argument("--train-segments", type=int, default=1000)
+    p.add_argument("--eval-segments", type=int, default=400)
+    p.add_argument("--directory", default="tuning")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=tune_command)
     args = parser.parse_args(argv)
     return args.run(args)
 

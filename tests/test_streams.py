@@ -166,3 +166,20 @@ def test_speech_commands_stream(shared_data):
     ).build()
     print(stream.summary())
     assert len(stream.segments) == 15 and 0.05 < stream.mask.mean() < 0.6
+
+
+def test_with_mask_threshold_relabels_like_a_rebuilt_stream():
+    words, noise = _tone_words(), _noise()
+    default = streams.KeywordStream(words, noise, num_segments=8, seed=2).build()
+    strict = streams.KeywordStream(
+        words, noise, num_segments=8, seed=2, mask=TemporalIntensityMask(threshold=0.5)
+    ).build()
+    relabelled = default.with_mask_threshold(0.5)
+    np.testing.assert_array_equal(relabelled.mask, strict.mask)
+    np.testing.assert_array_equal(relabelled.labels, strict.labels)
+    assert relabelled.mask.sum() < default.mask.sum()
+    truth = streams.KeywordStream(
+        words, noise, num_segments=8, seed=2, mask="truth"
+    ).build()
+    with pytest.raises(ValueError, match="intensity"):
+        truth.with_mask_threshold(0.5)

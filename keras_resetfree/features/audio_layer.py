@@ -70,7 +70,7 @@ class AudioLayer(DataLayer):
         self.frame_length = int(frame_length)
         self.frame_step = int(frame_step)
 
-    def compute_numpy(self, waveform):
+    def compute_numpy(self, waveform, method="call"):
         """Runs the layer on a numpy waveform with numpy ops, returns numpy.
 
         The same code as `call`, on NumPy: what the stream
@@ -80,7 +80,9 @@ class AudioLayer(DataLayer):
         keras_backend = self.backend
         self.backend = _NumpyBackend
         try:
-            return np.asarray(self.call(np.asarray(waveform, dtype="float32")))
+            return np.asarray(
+                getattr(self, method)(np.asarray(waveform, dtype="float32"))
+            )
         finally:
             self.backend = keras_backend
 

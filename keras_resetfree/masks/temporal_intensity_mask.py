@@ -98,15 +98,19 @@ class TemporalIntensityMask(AudioLayer):
             total[..., self.smoothing :] - total[..., : -self.smoothing]
         ) / self.smoothing
 
-    def call(self, inputs):
+    def normalized_intensity(self, inputs):
+        """n_t in [0, 1], before the threshold: the mask is `n_t > 1 - threshold`."""
         inputs = self.check_audio(inputs)
         b = self.backend
         s = self.intensity(inputs)
         floor = drifting_floor(b, s, self.floor_rise_db)
         peak = drifting_peak(b, s, self.peak_decay_db)
         span = b.numpy.maximum(peak - floor, self.min_range_db)
-        normalised = b.numpy.clip((s - floor) / span, 0.0, 1.0)
-        return b.cast(normalised > 1.0 - self.threshold, "float32")
+        return b.numpy.clip((s - floor) / span, 0.0, 1.0)
+
+    def call(self, inputs):
+        normalised = self.normalized_intensity(inputs)
+        return self.backend.cast(normalised > 1.0 - self.threshold, "float32")
 
     def compute_output_shape(self, input_shape):
         n = input_shape[-1]

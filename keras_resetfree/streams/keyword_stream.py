@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from keras_resetfree.masks import TemporalIntensityMask
 from keras_resetfree.streams.stream import Stream, frame_span
 
 _DITHER_RMS = (
@@ -178,7 +179,14 @@ class KeywordStream:
                 hit = (frames >= first) & (frames < end)
                 inside |= hit
                 labels[hit] = label
-            if self.mask == "truth":
+            intensity = None
+            if isinstance(self.mask, TemporalIntensityMask):
+                # Kept so that Stream.with_mask_threshold can relabel cheaply.
+                intensity = self.mask.compute_numpy(audio, "normalized_intensity")[
+                    offset:
+                ]
+                mask = (intensity > 1.0 - self.mask.threshold).astype("float32")
+            elif self.mask == "truth":
                 mask = inside.astype("float32")
             else:
                 mask = self.mask.compute_numpy(audio)[offset:].astype("float32")
@@ -198,6 +206,7 @@ class KeywordStream:
                 waveform,
                 self.sample_rate,
                 self.noise_label,
+                intensity,
             )
             pending = [s for s in pending if s[1] > count]
             next_frame = count

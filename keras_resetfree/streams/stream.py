@@ -1,6 +1,7 @@
 """`Stream`: frames of a continual stream with their mask, labels and segment layout."""
 
 import collections
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,9 @@ class Stream:
         waveform: the audio behind the frames, when kept (for plots).
         sample_rate: the waveform's rate.
         noise_label: the label of noise frames.
+        intensity: `(frames,)` the temporal-intensity mask's n_t before its
+            threshold, when the stream was built with that mask
+            (`with_mask_threshold` relabels from it).
     """
 
     features: np.ndarray
@@ -34,6 +38,7 @@ class Stream:
     waveform: np.ndarray = None
     sample_rate: int = None
     noise_label: int = -1
+    intensity: np.ndarray = None
 
     def __len__(self):
         return len(self.labels)
@@ -56,7 +61,25 @@ class Stream:
             None if any(w is None for w in waves) else np.concatenate(waves),
             first.sample_rate,
             first.noise_label,
+            None
+            if any(p.intensity is None for p in pieces)
+            else np.concatenate([p.intensity for p in pieces]),
         )
+
+    def with_mask_threshold(self, threshold):
+        """The same stream with the temporal-intensity mask at another threshold, relabelled."""
+        if self.intensity is None:
+            raise ValueError(
+                "This stream has no intensity: build it with the temporal-intensity mask."
+            )
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
+        mask = (self.intensity > 1.0 - threshold).astype("float32")
+        labels = np.full(len(self), self.noise_label, "int32")
+        for start, end, label in self.segments:
+            span = slice(start, end)
+            labels[span] = np.where(mask[span] > 0, label, self.noise_label)
+        return dataclasses.replace(self, mask=mask, labels=labels)
 
     def windows(self, length, stride=None):
         """Consecutive training windows `(x, y)`: `(n, length, features)`, `(n, length)`.
