@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[jax,torch,audio,plot,tuning,dev]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[jax,torch,audio,plot,tuning,tflm,dev]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -56,15 +56,15 @@ class LIFCell(DenseRecurrentCell):
             shape=(self.units,), initializer=self.tau_m_initializer, name="tau_m"
         )
 
-    def _integrate(self, projected, v, s, theta):
+    def _integrate(self, projected, v, s, theta, training=False):
         current = projected + ops.matmul(s, self.recurrent_kernel)
         alpha = decay(self.tau_m, self.dt)
         v = alpha * v + (1.0 - alpha) * current - theta * s * self.dt
-        return v, self.surrogate(v - theta)
+        return v, self.surrogate(v - theta, training=training)
 
     def step(self, projected, states, training=False):
         v, s = states
-        v, s = self._integrate(projected, v, s, self.threshold)
+        v, s = self._integrate(projected, v, s, self.threshold, training)
         return s, [v, s]
 
     def get_config(self):
@@ -117,7 +117,9 @@ class ALIFCell(LIFCell):
         v, s, a = states
         rho = decay(self.tau_adp, self.dt)
         a = rho * a + (1.0 - rho) * s
-        v, s = self._integrate(projected, v, s, self.threshold + self.beta * a)
+        v, s = self._integrate(
+            projected, v, s, self.threshold + self.beta * a, training
+        )
         return s, [v, s, a]
 
     def get_config(self):

@@ -8,7 +8,9 @@ a smooth `primitive` in the backward pass:
 
 The two `F` terms cancel exactly in floating point, so spikes are exactly 0
 or 1; the straight-through form needs no custom-gradient machinery and works
-on every backend.
+on every backend. At inference (`training=False`) only the step is computed,
+which gives the same values and keeps the surrogate's ops (erf) out of
+exported graphs.
 """
 
 import math
@@ -25,9 +27,11 @@ class Surrogate:
     def primitive(self, x):
         raise NotImplementedError
 
-    def __call__(self, x):
-        smooth = self.primitive(x)
+    def __call__(self, x, training=True):
         step = ops.cast(ops.greater(x, 0.0), x.dtype)
+        if not training:  # inference (streaming, export): the step alone, same values
+            return step
+        smooth = self.primitive(x)
         return step + (smooth - ops.stop_gradient(smooth))
 
     def get_config(self):

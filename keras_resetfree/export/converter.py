@@ -1,0 +1,121 @@
+"""Model in, checked TFLite bytes out: a per-frame step graph whose recurrent state lives in it."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_resetfree.export.ops import check_ops
+
+QUANTIZE = ("float", "int8")
+STATE = ("internal", "external")
+
+
+def to_tflite(
+    model,
+    representative_stream=None,
+    quantize="int8",
+    frames_per_step=1,
+    state="internal",
+    calibration_frames=2000,
+):
+    """Converts a trained model into a stateful TFLite (Micro) step model.
+
+    The step graph runs `frames_per_step` frames (the time loop unrolled: no
+    WHILE op) through the model's own layers, with every weight a constant
+    (flash) and the recurrent state either inside the model as resource
+    variables initialised to the layers' initial state (`state="internal"`:
+    a microcontroller calls Invoke once per step and never resets), or as
+    extra inputs and outputs (`state="external"`, for runtimes without
+    resource variables: the caller feeds the returned state back).
+
+    With `quantize="int8"`: full-integer weights, activations, input, output
+    and (internal) state. Calibration feeds `representative_stream` as one
+    continuous stream through the stateful graph, so the state's ranges are
+    those of never-reset operation. The input/output scales and zero points
+    are in the model (see `inspect`).
+
+    Conversion needs TensorFlow. On another backend the model is saved as
+    `.keras` and converted in a TensorFlow-backend subprocess, so a model
+    trained on JAX or PyTorch converts the same way, provided it survives a
+    `.keras` round trip (registered layers; a `Lambda` of a Python function
+    does not).
+
+    Args:
+        model: a Sequential or functional model of `keras_resetfree.layers`
+            (and ordinary layers), input `(batch, frames, features)`.
+        representative_stream: `(frames, features)` (or `(1, frames,
+            features)`) float features of a realistic stream; needed for int8.
+        quantize: `"int8"` or `"float"`.
+        frames_per_step: frames per Invoke.
+        state: `"internal"` or `"external"`.
+        calibration_frames: frames of the stream used for calibration.
+
+    Returns:
+        The `.tflite` flatbuffer as bytes.
+
+    Raises:
+        ValueError: bad arguments, or an op TFLite Micro cannot run (the
+            message names the op and the layer it comes from); nothing is
+            returned in that case.
+    """
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}.")
+    if state not in STATE:
+        raise ValueError(f"state must be one of {STATE}, got {state!r}.")
+    if int(frames_per_step) < 1:
+        raise ValueError(f"frames_per_step must be >= 1, got {frames_per_step}.")
+    stream = None
+    if representative_stream is not None:
+        stream = np.asarray(representative_stream, dtype="float32")
+        stream = stream.reshape(-1, stream.shape[-1])
+    if quantize == "int8" and stream is None:
+        raise ValueError(
+            "int8 quantization needs a representative_stream to calibrate on."
+        )
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from keras_resetfree.export.tf_step import convert
+
+        data = convert(
+            model, stream, quantize, int(frames_per_step), state, calibration_frames
+        )
+    else:
+        data = _convert_in_subprocess(
+            model, stream, quantize, frames_per_step, state, calibration_frames
+        )
+    check_ops(data, [layer.name for layer in model._flatten_layers(include_self=False)])
+    return data
+
+
+def _convert_in_subprocess(
+    model, stream, quantize, frames_per_step, state, calibration_frames
+):
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        model.save(folder / "model.keras")
+        arguments = [str(folder / "model.keras"), str(folder / "out.tflite"), quantize,
+                     str(frames_per_step), state, str(calibration_frames)]  # fmt: skip
+        if stream is not None:
+            np.save(folder / "stream.npy", stream)
+            arguments.append(str(folder / "stream.npy"))
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_resetfree.export.tf_step", *arguments],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            message = result.stderr.strip().splitlines()
+            raise RuntimeError(
+                "TFLite conversion (TensorFlow-backend subprocess) failed: "
+                + (message[-1] if message else "no message")
+                + "\n"
+                + result.stderr[-3000:]
+            )
+        return (folder / "out.tflite").read_bytes()

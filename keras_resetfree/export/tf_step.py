@@ -1,0 +1,150 @@
+"""The TensorFlow side of the export: the model's step as a tf.function with state variables.
+
+Also a script (`python -m keras_resetfree.export.tf_step MODEL OUT QUANTIZE
+FRAMES STATE CALIBRATION [STREAM]`), which `to_tflite` runs with the
+TensorFlow backend when the model was made on another backend.
+"""
+
+import contextlib
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resetfree.export.ops import converter_error
+from keras_resetfree.streaming import Streamer
+
+
+@contextlib.contextmanager
+def _unrolled(layers):
+    # A fixed, short step unrolls into plain ops: no WHILE (boards have hung
+    # on it), and the SSM takes its step path.
+    saved = [layer.unroll for layer in layers]
+    for layer in layers:
+        layer.unroll = True
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.unroll = value
+
+
+class _StepModule(tf.Module):
+    """`step(x)`: the model on `frames` frames from the state held in `self.state`."""
+
+    def __init__(self, model, frames, state):
+        super().__init__()
+        self.streamer = Streamer(model, batch_size=1, jit_compile=False)
+        initial = self.streamer._initial_state()
+        self.sizes = [len(layer_state) for layer_state in initial]
+        flat = [
+            keras.ops.convert_to_numpy(s)
+            for layer_state in initial
+            for s in layer_state
+        ]
+        self.initial = flat
+        # Weights become constants (flash), never variables: a variable
+        # weight would be a resource variable in RAM on the board.
+        self.constants = [
+            (v, tf.constant(keras.ops.convert_to_numpy(v.value)))
+            for v in model.variables
+        ]
+        features = model.inputs[0].shape[-1]
+        spec = tf.TensorSpec((1, frames, features), tf.float32, name="x")
+        if state == "internal":
+            self.state = [tf.Variable(s, name=f"state_{i}") for i, s in enumerate(flat)]
+            self.step = tf.function(self._internal, input_signature=[spec])
+        else:
+            specs = [
+                tf.TensorSpec(s.shape, tf.float32, name=f"state_{i}")
+                for i, s in enumerate(flat)
+            ]
+            self.step = tf.function(self._external, input_signature=[spec, *specs])
+
+    def _nest(self, flat):
+        nested, i = [], 0
+        for size in self.sizes:
+            nested.append(list(flat[i : i + size]))
+            i += size
+        return nested
+
+    def _run(self, x, flat_states):
+        with (
+            _unrolled(self.streamer._layers),
+            keras.StatelessScope(state_mapping=self.constants),
+        ):
+            outputs, new = self.streamer._forward(x, self._nest(flat_states))
+        return outputs, [s for layer_state in new for s in layer_state]
+
+    def _internal(self, x):
+        outputs, new = self._run(x, [v.read_value() for v in self.state])
+        for variable, value in zip(self.state, new):
+            variable.assign(value)
+        return outputs
+
+    def _external(self, x, *states):
+        outputs, new = self._run(x, list(states))
+        return (outputs, *new)
+
+
+def convert(model, stream, quantize, frames, state, calibration_frames):
+    module = _StepModule(model, frames, state)
+    function = module.step.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if state == "internal":
+        converter.experimental_enable_resource_variables = True
+    if quantize == "int8":
+        usable = (min(len(stream), calibration_frames) // frames) * frames
+        if usable == 0:
+            raise ValueError(
+                f"The representative stream has fewer than {frames} frames."
+            )
+        chunks = stream[:usable].reshape(-1, 1, frames, stream.shape[-1])
+
+        def representative():
+            # One continuous stream: the converter's calibration interpreter
+            # carries internal state from call to call; external state is
+            # fed back here.
+            states = list(module.initial)
+            for chunk in chunks:
+                if state == "internal":
+                    yield [chunk]
+                else:
+                    yield [chunk, *states]
+                    outputs = module.step(
+                        tf.constant(chunk), *[tf.constant(s) for s in states]
+                    )
+                    states = [o.numpy() for o in outputs[1:]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        # Otherwise the state stays float32 with QUANTIZE/DEQUANTIZE around it.
+        converter._experimental_variable_quantization = True
+    # The state variables still hold the initial state (calibration runs in
+    # the converter's interpreter), which becomes the init subgraph's value.
+    try:
+        return converter.convert()
+    except Exception as error:
+        names = [layer.name for layer in model._flatten_layers(include_self=False)]
+        unsupported = converter_error(error, function.graph, names)
+        if unsupported is not None:
+            raise unsupported from error
+        raise
+
+
+def main(argv):
+    model_path, out, quantize, frames, state, calibration = argv[:6]
+    stream = np.load(argv[6]) if len(argv) > 6 else None
+    model = keras.saving.load_model(model_path)
+    data = convert(model, stream, quantize, int(frames), state, int(calibration))
+    with open(out, "wb") as f:
+        f.write(data)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

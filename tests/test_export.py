@@ -1,0 +1,178 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_resetfree import ResetFreeLoss, Streamer, export, layers, metrics, streams
+from tests.families import FAMILIES, stacked_model
+from tests.test_streams import _noise, _tone_words
+
+pytest.importorskip(
+    "tflite_micro", reason="the tflm extra (tflite-micro) is not installed"
+)
+ON_TF = keras.backend.backend() == "tensorflow"
+
+
+@pytest.fixture(scope="module")
+def stream():
+    """A real audio-pipeline stream: MFCC frames of tones in noise, temporal-intensity labels."""
+    return streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=60, seed=11
+    ).build()
+
+
+def _families():
+    # Conversion runs in a TensorFlow subprocess on the other backends: one family there.
+    return sorted(FAMILIES) if ON_TF else ["gru"]
+
+
+@pytest.mark.parametrize("name", _families())
+@pytest.mark.parametrize("state", ["internal", "external"])
+def test_float_micro_equals_streamer(name, state, stream):
+    model = stacked_model(name, features=13, dense_head=True)
+    frames = stream.features[:1000]
+    expected = Streamer(model).run(frames[None], chunk_size=250)[0]
+    data = export.to_tflite(model, quantize="float", state=state)
+    got = export.MicroStepper(data).run(frames)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def trained(stream):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 13))
+    normalization = keras.layers.Normalization()
+    normalization.adapt(stream.features)
+    model = keras.Model(
+        inputs, keras.layers.Dense(3)(layers.GRU(16)(normalization(inputs)))
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss=ResetFreeLoss(from_logits=True)
+    )
+    x, y = stream.windows(100)
+    model.fit(x, y, epochs=15, batch_size=8, verbose=0)
+    test = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=40, seed=12
+    ).build()
+    return model, export.to_tflite(model, stream.features, quantize="int8"), test
+
+
+def test_int8_agrees_with_float(trained):
+    model, data, test = trained
+    reference = Streamer(model).run(test.features[None], chunk_size=250)[0]
+    got = export.MicroStepper(data).run(test.features)
+    informative = test.labels >= 0
+    agreement = np.mean(
+        got.argmax(-1)[informative] == reference.argmax(-1)[informative]
+    )
+    float_acc = metrics.stream_decision_accuracy(reference, test.segments, test.mask)
+    int8_acc = metrics.stream_decision_accuracy(got, test.segments, test.mask)
+    print(
+        f"int8 argmax agreement {agreement:.3f} on informative frames; acc_p float {float_acc:.3f}, int8 {int8_acc:.3f}"
+    )
+    assert float_acc > 0.8  # the model learned the task, so agreement means something
+    assert agreement >= 0.99
+    assert abs(float_acc - int8_acc) <= 0.01 + 1e-9
+
+
+def test_reset_semantics(trained):
+    _, data, test = trained
+    stepper = export.MicroStepper(data)
+    stepper.run(test.features[:500])
+    after = stepper.run(test.features[500:600])
+    stepper.reset()  # the interpreter's reset: state variables to zero = the initial state here
+    np.testing.assert_array_equal(
+        stepper.run(test.features[500:600]),
+        export.MicroStepper(data).run(test.features[500:600]),
+    )
+    assert not np.array_equal(
+        after, export.MicroStepper(data).run(test.features[500:600])
+    )
+
+
+@pytest.mark.slow
+def test_never_reset_100k_invocations_int8(trained):
+    model, data, _ = trained
+    long = streams.KeywordStream(_tone_words(), _noise(), num_segments=None, seed=13)
+    pieces, total = [], 0
+    for piece in long.chunks():
+        pieces.append(piece)
+        total += len(piece)
+        if total >= 100_000:
+            break
+    stream = streams.Stream.concatenate(pieces)
+    outputs = export.MicroStepper(data).run(stream.features[:100_000])
+    assert np.all(np.isfinite(outputs))
+    tenth = len(stream.segments) // 10
+    first = metrics.stream_decision_accuracy(
+        outputs, stream.segments[:tenth], stream.mask
+    )
+    last_segments = stream.segments[-tenth:]
+    last_segments = last_segments[last_segments[:, 1] <= 100_000]
+    last = metrics.stream_decision_accuracy(outputs, last_segments, stream.mask)
+    print(
+        f"acc_p first 10 % {first:.3f}, last 10 % {last:.3f} over {len(stream.segments)} segments"
+    )
+    assert last >= first - 0.05  # no drift from saturation over 100,000 invocations
+
+
+@pytest.mark.skipif(
+    not ON_TF,
+    reason="Lambda layers do not survive the .keras round trip of the subprocess path",
+)
+def test_unsupported_op_names_op_and_layer():
+    inputs = keras.Input((None, 6))
+    model = keras.Model(
+        inputs, keras.layers.Lambda(keras.ops.erf, name="my_erf")(layers.GRU(4)(inputs))
+    )
+    with pytest.raises(export.UnsupportedOpError, match=r"Erf \(from my_erf\)"):
+        export.to_tflite(model, quantize="float")
+    sorter = keras.Model(
+        inputs,
+        keras.layers.Lambda(lambda x: keras.ops.sort(x, axis=-1), name="my_sort")(
+            layers.GRU(4)(inputs)
+        ),
+    )
+    with pytest.raises(export.UnsupportedOpError, match=r"TOPK_V2 \(from my_sort\)"):
+        export.to_tflite(sorter, quantize="float")
+
+
+def test_bad_arguments():
+    model = stacked_model("gru")
+    with pytest.raises(ValueError, match="representative_stream"):
+        export.to_tflite(model, quantize="int8")
+    with pytest.raises(ValueError, match="quantize"):
+        export.to_tflite(model, quantize="int4")
+    with pytest.raises(ValueError, match="state"):
+        export.to_tflite(model, quantize="float", state="shared")
+
+
+def test_c_array_and_inspect(trained, tmp_path):
+    _, data, _ = trained
+    cc, header = export.write_c_array(
+        data, tmp_path / "model_data.cc", name="g_kws_model"
+    )
+    text = cc.read_text()
+    assert "alignas(16) const unsigned char g_kws_model[]" in text
+    assert f"const unsigned int g_kws_model_len = {len(data)};" in text
+    hex_bytes = bytes(
+        int(h, 16) for h in __import__("re").findall(r"0x([0-9a-f]{2})", text)
+    )
+    assert hex_bytes == data
+    assert "extern const unsigned char g_kws_model[];" in header.read_text()
+    with pytest.raises(ValueError, match="identifier"):
+        export.write_c_array(data, tmp_path / "x.cc", name="1bad")
+    report = export.inspect(data)
+    print(report.summary())
+    assert report.flash_bytes == len(data)
+    assert (
+        report.resource_variables == 1 and report.state_bytes == 16
+    )  # GRU(16) state, int8
+    assert report.input["dtype"] == "int8" and report.input["scale"] > 0
+    assert report.macs_per_frame >= 13 * 48 + 16 * 48 + 16 * 3
+    assert "WHILE" not in report.ops
+    assert 1000 < report.arena_bytes < 64_000
+    # The measured arena, plus alignment slack, is enough to run the model.
+    export.MicroStepper(data, arena_size=report.arena_bytes + 256).run(
+        np.zeros((3, 13), "float32")
+    )
