@@ -86,6 +86,11 @@ class AudioLayer(DataLayer):
         finally:
             self.backend = keras_backend
 
+    def compute_output_shape(self, input_shape):
+        """One value per frame: `(…, frames)` (MFCC overrides it)."""
+        n = input_shape[-1]
+        return (*input_shape[:-1], None if n is None else self.num_frames(n))
+
     def num_frames(self, num_samples):
         return 1 + (num_samples - self.frame_length) // self.frame_step
 

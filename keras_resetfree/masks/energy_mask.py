@@ -50,10 +50,6 @@ class EnergyMask(AudioLayer):
         floor = drifting_floor(b, energy, self.floor_rise_db)
         return b.cast(energy - floor > self.threshold_db, "float32")
 
-    def compute_output_shape(self, input_shape):
-        n = input_shape[-1]
-        return (*input_shape[:-1], None if n is None else self.num_frames(n))
-
     def get_config(self):
         return {
             **super().get_config(),

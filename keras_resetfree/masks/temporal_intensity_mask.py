@@ -112,10 +112,6 @@ class TemporalIntensityMask(AudioLayer):
         normalised = self.normalized_intensity(inputs)
         return self.backend.cast(normalised > 1.0 - self.threshold, "float32")
 
-    def compute_output_shape(self, input_shape):
-        n = input_shape[-1]
-        return (*input_shape[:-1], None if n is None else self.num_frames(n))
-
     def get_config(self):
         return {
             **super().get_config(),

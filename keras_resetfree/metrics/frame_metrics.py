@@ -29,41 +29,53 @@ def decision_frames(labels, noise_label=-1):
     return ops.concatenate([ends, ops.zeros_like(informative[:, -1:])], axis=1)
 
 
-class _CountingMetric(keras.metrics.Metric):
-    """Accumulates `hits / count` over the frames selected by `select`."""
+class _FrameMeanMetric(keras.metrics.Metric):
+    """A weighted mean over frames, accumulated over batches.
+
+    Subclasses say, per frame, the value and its weight (`frame_values`);
+    `sample_weight` (per sequence or per frame) multiplies the weight.
+    """
 
     def __init__(self, noise_label=-1, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.noise_label = int(noise_label)
-        self.hits = self.add_variable(shape=(), initializer="zeros", name="hits")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def select(self, labels):
+    def frame_values(self, labels, y_pred):
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
         labels = _labels(y_true, y_pred, self.noise_label)
-        chosen = ops.cast(self.select(labels), self.dtype)
+        values, weights = self.frame_values(labels, y_pred)
+        weights = ops.cast(weights, self.dtype)
         if sample_weight is not None:
             weight = ops.convert_to_tensor(sample_weight, self.dtype)
-            chosen = chosen * (weight[:, None] if len(weight.shape) == 1 else weight)
-        correct = ops.cast(
-            ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels),
-            self.dtype,
-        )
-        self.hits.assign_add(ops.sum(correct * chosen))
-        self.count.assign_add(ops.sum(chosen))
+            weights = weights * (weight[:, None] if len(weight.shape) == 1 else weight)
+        self.total.assign_add(ops.sum(ops.cast(values, self.dtype) * weights))
+        self.count.assign_add(ops.sum(weights))
 
     def result(self):
-        return ops.divide_no_nan(self.hits, self.count)
+        return ops.divide_no_nan(self.total, self.count)
 
     def reset_state(self):
-        self.hits.assign(0.0)
+        self.total.assign(0.0)
         self.count.assign(0.0)
 
     def get_config(self):
         return {**super().get_config(), "noise_label": self.noise_label}
+
+
+class _CountingMetric(_FrameMeanMetric):
+    """Accuracy of the argmax over the frames that `select` picks."""
+
+    def select(self, labels):
+        raise NotImplementedError
+
+    def frame_values(self, labels, y_pred):
+        correct = ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels)
+        return correct, self.select(labels)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -107,7 +119,7 @@ class DecisionAccuracy(_CountingMetric):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class NoiseConfidence(keras.metrics.Metric):
+class NoiseConfidence(_FrameMeanMetric):
     """Mean max-probability on noise frames: 1 / classes for a perfectly calm model.
 
     `y_pred` are logits (`from_logits=True`, default) or probabilities.
@@ -116,35 +128,15 @@ class NoiseConfidence(keras.metrics.Metric):
     def __init__(
         self, noise_label=-1, from_logits=True, name="noise_confidence", dtype=None
     ):
-        super().__init__(name=name, dtype=dtype)
-        self.noise_label = int(noise_label)
+        super().__init__(noise_label=noise_label, name=name, dtype=dtype)
         self.from_logits = from_logits
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
-        labels = _labels(y_true, y_pred, self.noise_label)
+    def frame_values(self, labels, y_pred):
         probs = ops.softmax(y_pred, axis=-1) if self.from_logits else y_pred
-        noise = ops.cast(ops.equal(labels, self.noise_label), self.dtype)
-        self.total.assign_add(
-            ops.sum(ops.cast(ops.max(probs, axis=-1), self.dtype) * noise)
-        )
-        self.count.assign_add(ops.sum(noise))
-
-    def result(self):
-        return ops.divide_no_nan(self.total, self.count)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
+        return ops.max(probs, axis=-1), ops.equal(labels, self.noise_label)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "noise_label": self.noise_label,
-            "from_logits": self.from_logits,
-        }
+        return {**super().get_config(), "from_logits": self.from_logits}
 
 
 def _as_batch(labels, probs):
