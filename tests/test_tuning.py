@@ -97,3 +97,40 @@ def test_threshold_search_needs_intensity(data):
     truth_stream = data[1]
     with pytest.raises(ValueError, match="temporal-intensity"):
         tuning.ResetFreeHyperModel(truth_stream, truth_stream, num_classes=3)
+
+
+def test_same_seed_same_search(data, tmp_path):
+    def search(folder):
+        tuner = keras_tuner.RandomSearch(
+            _hypermodel(data),
+            objective=tuning.objective(),
+            max_trials=2,
+            seed=7,
+            directory=str(tmp_path / folder),
+            project_name="seeded",
+        )
+        tuner.search()
+        return sorted(
+            (
+                t.hyperparameters.values["kl_weight"],
+                t.metrics.get_best_value("stream_score"),
+            )
+            for t in tuner.oracle.trials.values()
+        )
+
+    first, second = search("a"), search("b")
+    assert [kl for kl, _ in first] == [kl for kl, _ in second]
+    np.testing.assert_allclose([s for _, s in first], [s for _, s in second], atol=1e-6)
+
+
+def test_tune_command(shared_data, tmp_path, capsys):
+    from keras_resetfree.cli import main
+
+    code = main(
+        ["tune", "--task", "fsdd", "--trials", "2", "--epochs", "1", "--units", "8",
+         "--train-segments", "40", "--eval-segments", "10", "--directory", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "fsdd" / "trials.md").is_file()
+    assert (tmp_path / "fsdd" / "objective_vs_kl_weight.png").is_file()
+    assert "best: {" in capsys.readouterr().out
