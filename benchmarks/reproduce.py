@@ -1,7 +1,7 @@
 """Reproduces the paper's claim: every family trained four ways, scored on never-reset streams.
 
-    python benchmarks/reproduce.py --size quick            # minutes on 2 CPU cores
-    python benchmarks/reproduce.py --size full             # about an hour on 2 CPU cores
+    python benchmarks/reproduce.py --size quick            # 11 min on 2 CPU cores (TF, measured)
+    python benchmarks/reproduce.py --size full             # 43 min of task time (TF, measured)
     python benchmarks/report.py                            # tables and plots -> docs/results.md
 
 Writes one JSON per task to benchmarks/results/reproduce_<size>_<task>.json
