@@ -72,6 +72,10 @@ def _clips(stream, length):
 
 def load_task(task, size="quick", seed=0):
     """Builds the streams of a task from `../shared/data` (or the data folder found by `data_dir`)."""
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}; choose from {TASKS}.")
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}; choose from {sorted(SIZES)}.")
     n_train, n_test, _, _ = SIZES[size]
     if task == "smnist":
         (fx, fy), (fxt, fyt) = datasets.load_fashion_mnist()

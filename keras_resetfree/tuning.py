@@ -291,6 +291,10 @@ def keyword_task_streams(task="kws", train_segments=1000, eval_segments=400, see
     """
     from keras_resetfree import datasets, streams
 
+    if task not in ("kws", "fsdd"):
+        raise ValueError(
+            f"keyword_task_streams supports 'kws' and 'fsdd', not {task!r}."
+        )
     noise = datasets.load_background_noise()
     if task == "kws":
 

@@ -161,3 +161,17 @@ def test_synthesizer_is_deterministic_and_cached(tmp_path):
         len(a) != len(b) or not np.array_equal(a, b)
         for a, b in zip(first.waveforms, other_seed.waveforms)
     )
+
+
+def test_bad_loader_arguments(tmp_path):
+    root = tmp_path / "speech_commands"
+    _write(root / "yes" / "a1_nohash_0.wav", _tone(0.2))
+    with pytest.raises(ValueError, match="split must be"):
+        datasets.load_speech_commands(root, words=("yes",), split="dev")
+    fsdd = tmp_path / "fsdd" / "recordings"
+    _write(fsdd / "3_anna_7.wav", _tone(0.2, rate=8000), rate=8000)
+    with pytest.raises(ValueError, match="by must be"):
+        datasets.load_fsdd(tmp_path / "fsdd", by="digit")
+    _write(fsdd / "three_anna.wav", _tone(0.2, rate=8000), rate=8000)
+    with pytest.raises(ValueError, match="not <digit>_<speaker>_<index>"):
+        datasets.load_fsdd(tmp_path / "fsdd")

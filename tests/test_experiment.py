@@ -79,3 +79,14 @@ def test_cli_train_and_evaluate(shared_data, tmp_path, capsys):
         ]
         > 0
     )
+
+
+def test_unknown_task_and_size():
+    with pytest.raises(ValueError, match="Unknown task 'asr'"):
+        experiment.load_task("asr")
+    with pytest.raises(ValueError, match="Unknown size 'huge'"):
+        experiment.load_task("smnist", "huge")
+    from keras_resetfree import tuning
+
+    with pytest.raises(ValueError, match="supports 'kws' and 'fsdd'"):
+        tuning.keyword_task_streams("smnist")

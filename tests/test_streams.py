@@ -183,3 +183,20 @@ def test_with_mask_threshold_relabels_like_a_rebuilt_stream():
     ).build()
     with pytest.raises(ValueError, match="intensity"):
         truth.with_mask_threshold(0.5)
+
+
+def test_bad_stream_arguments():
+    words, noise = _tone_words(), _noise()
+    with pytest.raises(ValueError, match=r"No utterance of classes \[7\]"):
+        streams.KeywordStream(words, noise, classes=[7])
+    with pytest.raises(ValueError, match="frame like the features"):
+        streams.KeywordStream(
+            words, noise, mask=TemporalIntensityMask(frame_length=400, frame_step=160)
+        )
+    short = streams.KeywordStream(words, noise, num_segments=2, seed=0).build()
+    with pytest.raises(ValueError, match="longer than the stream"):
+        short.windows(len(short) + 1)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        short.with_mask_threshold(1.5)
+    with pytest.raises(ValueError, match="at least one piece"):
+        streams.Stream.concatenate([])
