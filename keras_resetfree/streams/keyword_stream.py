@@ -98,34 +98,28 @@ class KeywordStream:
         self.frame_rate = self.sample_rate / step
 
     def _noise_source(self, rng):
-        """An endless generator of noise blocks at `noise_rms`."""
+        """A function `noise(n)`: the next `n` samples of an endless noise at `noise_rms`."""
         if self.noise is None:
-            while True:
-                n = yield
-                yield (rng.normal(size=n) * _DITHER_RMS).astype("float32")
+            return lambda n: (rng.normal(size=n) * _DITHER_RMS).astype("float32")
         # Each recording at the same RMS, so quiet ones are not drowned by loud ones.
         bed = np.concatenate(
             [n / (np.sqrt(np.mean(n**2)) + 1e-12) * self.noise_rms for n in self.noise]
         )
         bed = np.clip(bed, -1.0, 1.0)
         position = int(rng.integers(len(bed)))
-        while True:
-            n = yield
+
+        def noise(n):
+            nonlocal position
             index = (position + np.arange(n)) % len(bed)
             position = (position + n) % len(bed)
-            yield bed[index]
+            return bed[index]
+
+        return noise
 
     def _blocks(self):
         """Yields `(audio, segment or None)`: a gap then an utterance mixed into noise."""
         rng = np.random.default_rng(self.seed)
-        source = self._noise_source(rng)
-        next(source)
-
-        def noise(n):
-            block = source.send(n)
-            next(source)
-            return block
-
+        noise = self._noise_source(rng)
         position, count = 0, 0
         while self.num_segments is None or count < self.num_segments:
             gap = noise(int(rng.uniform(*self.gap_seconds) * self.sample_rate))
