@@ -4,6 +4,7 @@ import contextlib
 import ctypes
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -115,21 +116,62 @@ def measure_arena(data):
         return None
     # The recording leaves out part of what the interpreter needs at prepare
     # time (seen: about 2 KB for an int8 GRU); step up from it to the first
-    # arena that loads and runs. (Probing far below it can crash the runtime.)
-    size = int(match.group(1))
-    with _captured_output():  # each refused size is reported on stderr
-        return _first_working_arena(runtime, data, detail, size)
+    # arena that loads and runs.
+    return _first_working_arena(data, detail, int(match.group(1)))
 
 
-def _first_working_arena(runtime, data, detail, size):
-    for _ in range(512):
-        try:
-            probe = runtime.Interpreter.from_bytes(data, arena_size=size)
-            probe.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
-            probe.invoke()
-            return size
-        except Exception:
-            size += 128
+# Runs in a child process: an arena a little too small can make the TFLite
+# Micro runtime abort (seen: its tail allocator's free-byte count underflows,
+# then an assertion kills the process) instead of refusing the model.
+_PROBE = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+path, size, stop, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+shape = [int(d) for d in sys.argv[5:]]
+data = open(path, "rb").read()
+while size <= stop:
+    print("try", size, flush=True)
+    try:
+        probe = runtime.Interpreter.from_bytes(data, arena_size=size)
+        probe.set_input(np.zeros(shape, dtype), 0)
+        probe.invoke()
+        print("ok", size, flush=True)
+        break
+    except Exception:
+        size += 128
+"""
+
+
+def _first_working_arena(data, detail, size, limit=65536):
+    stop = size + limit
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        while size <= stop:
+            shape = [str(int(d)) for d in detail["shape"]]
+            dtype = np.dtype(detail["dtype"]).name
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _PROBE,
+                    path,
+                    str(size),
+                    str(stop),
+                    dtype,
+                    *shape,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            tried = re.findall(r"^(try|ok) (\d+)$", result.stdout, re.M)
+            if tried and tried[-1][0] == "ok":
+                return int(tried[-1][1])
+            if result.returncode == 0 or not tried:
+                return None  # every size refused, or the child could not start
+            size = int(tried[-1][1]) + 128  # the runtime died on that size
     return None
 
 
@@ -153,8 +195,15 @@ def inspect(data):
             weights = tensors[op["inputs"][1]]["shape"]
             rows = int(np.prod(tensors[op["outputs"][0]]["shape"][:-1]))
             macs += rows * int(weights[0]) * int(weights[1])
+    # With external state the frames are the input named `x` and the first
+    # output; the others are state.
     inputs = interpreter.get_input_details()
-    frames = int(inputs[0]["shape"][1]) if len(inputs[0]["shape"]) == 3 else 1
+    x = next((d for d in inputs if d["name"].endswith("_x:0")), inputs[0])
+    outputs = sorted(
+        interpreter.get_output_details(),
+        key=lambda d: int(d["name"].rsplit(":", 1)[-1]) if ":" in d["name"] else 0,
+    )
+    frames = int(x["shape"][1]) if len(x["shape"]) == 3 else 1
     return ModelReport(
         flash_bytes=len(data),
         arena_bytes=measure_arena(data),
@@ -163,6 +212,6 @@ def inspect(data):
         state_bytes=state_bytes,
         macs_per_frame=macs // max(frames, 1),
         frames_per_step=frames,
-        input=_io(inputs[0]),
-        output=_io(interpreter.get_output_details()[0]),
+        input=_io(x),
+        output=_io(outputs[0]),
     )
