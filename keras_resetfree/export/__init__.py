@@ -1,7 +1,8 @@
 """Stateful TFLite (Micro) export: a per-frame step model whose recurrent state lives in it.
 
 Conversion uses TensorFlow; a model made on JAX or PyTorch is converted in a
-TensorFlow-backend subprocess.
+TensorFlow-backend subprocess. `write_sketch` writes the model-specific files
+of the Arduino keyword-spotting sketch in `tflite/resetfree_kws`.
 """
 
 from keras_resetfree.export.c_array import write_c_array
@@ -14,6 +15,11 @@ from keras_resetfree.export.ops import (
     check_ops,
     op_details,
 )
+from keras_resetfree.export.sketch import (
+    op_resolver_source,
+    write_feature_config,
+    write_sketch,
+)
 
 __all__ = [
     "TFLM_BUILTINS",
@@ -24,6 +30,9 @@ __all__ = [
     "inspect",
     "measure_arena",
     "op_details",
+    "op_resolver_source",
     "to_tflite",
     "write_c_array",
+    "write_feature_config",
+    "write_sketch",
 ]
