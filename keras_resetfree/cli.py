@@ -95,9 +95,10 @@ def demo(args):
         f"| noise: {noise_name}"
     )
     common = dict(noise=noise, snr_db=(args.snr_min, args.snr_max), mask=args.mask)
-    train = streams.KeywordStream(
+    train_builder = streams.KeywordStream(
         train_words, num_segments=args.train_segments, seed=args.seed, **common
-    ).build()
+    )
+    train = train_builder.build()
     test = streams.KeywordStream(
         test_words, num_segments=args.test_segments, seed=args.seed + 1, **common
     ).build()
@@ -155,7 +156,43 @@ def demo(args):
     if not np.isfinite(scores["logits"]).all():
         print("error: non-finite outputs on the stream", file=sys.stderr)
         return 1
+    if args.sketch:
+        export_sketch(
+            args, classifier, normalization, train, test, scores, train_builder.features
+        )
     return 0
+
+
+def export_sketch(args, classifier, normalization, train, test, scores, mfcc):
+    """int8 TFLite Micro model of the demo classifier, checked on the test stream, into a sketch."""
+    import keras
+    import numpy as np
+
+    from keras_resetfree import export, metrics
+
+    # Standardised outside the model, on the board in float: an int8 input
+    # has one scale, too coarse for the small MFCCs if raw features came in.
+    def standardized(stream):
+        return keras.ops.convert_to_numpy(normalization(stream.features))
+
+    data = export.to_tflite(classifier, standardized(train), quantize="int8")
+    logits = export.MicroStepper(data).run(standardized(test))
+    informative = test.labels >= 0
+    agreement = np.mean(
+        logits.argmax(-1)[informative] == scores["logits"].argmax(-1)[informative]
+    )
+    acc_p = metrics.stream_decision_accuracy(logits, test.segments, test.mask)
+    written = export.write_sketch(data, args.sketch, mfcc, args.words, normalization)
+    report = export.inspect(data)
+    print(
+        f"int8 TFLite Micro model on the same never-reset stream: argmax agreement with float "
+        f"{100 * agreement:.1f} % of informative frames, acc_p {100 * acc_p:.1f} % (float "
+        f"{100 * scores['acc_p']:.1f} %); flash {report.flash_bytes:,} B, arena "
+        f"{report.arena_bytes:,} B, state {report.state_bytes} B"
+    )
+    print(
+        f"sketch files written: {', '.join(sorted(p.name for p in written))} in {args.sketch}"
+    )
 
 
 def train_command(args):
@@ -287,6 +324,12 @@ def main(argv=None):
     )
     p.add_argument(
         "--plot", default=None, help="save a PNG of a piece of the test stream"
+    )
+    p.add_argument(
+        "--sketch",
+        default=None,
+        help="also convert the model to int8 TFLite Micro and write the model files of the "
+        "Arduino sketch into this folder (e.g. tflite/resetfree_kws)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true")
