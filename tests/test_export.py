@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from keras_resetfree import ResetFreeLoss, Streamer, export, layers, metrics, streams
+from keras_resetfree.cli import FAMILIES as CLASSIFIERS
+from keras_resetfree.cli import build_model
 from tests.families import FAMILIES, stacked_model
 from tests.test_streams import _noise, _tone_words
 
@@ -73,6 +75,57 @@ def test_int8_agrees_with_float(trained):
     assert float_acc > 0.8  # the model learned the task, so agreement means something
     assert agreement >= 0.99
     assert abs(float_acc - int8_acc) <= 0.01 + 1e-9
+
+
+@pytest.fixture(scope="module")
+def standardized(stream):
+    """Train and test features standardised outside the model, as the sketch feeds them."""
+    normalization = keras.layers.Normalization()
+    normalization.adapt(stream.features)
+    test = streams.KeywordStream(
+        _tone_words(), _noise(), num_segments=40, seed=12
+    ).build()
+
+    def apply(x):
+        return keras.ops.convert_to_numpy(normalization(x))
+
+    return stream, apply, test
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS if ON_TF else ["gru"])
+def test_int8_agreement_per_family(name, standardized):
+
+    stream, apply, test = standardized
+    keras.utils.set_random_seed(0)
+    model = build_model(name, 13, 3, 16)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss=ResetFreeLoss(from_logits=True)
+    )
+    x, y = stream.windows(100)
+    model.fit(apply(x), y, epochs=15, batch_size=8, verbose=0)
+    features = apply(test.features)
+    reference = Streamer(model).run(features[None], chunk_size=250)[0]
+    got = export.MicroStepper(
+        export.to_tflite(model, apply(stream.features), quantize="int8")
+    ).run(features)
+    informative = test.labels >= 0
+    agreement = np.mean(
+        got.argmax(-1)[informative] == reference.argmax(-1)[informative]
+    )
+    float_acc = metrics.stream_decision_accuracy(reference, test.segments, test.mask)
+    int8_acc = metrics.stream_decision_accuracy(got, test.segments, test.mask)
+    print(
+        f"{name}: int8 agreement {agreement:.4f}, acc_p float {float_acc:.3f} int8 {int8_acc:.3f}"
+    )
+    assert float_acc > 0.8  # the model learned the task
+    assert abs(float_acc - int8_acc) <= 0.01 + 1e-9
+    if name == "spiking":
+        # Known gap, measured: a spike flips when an int8 membrane sits at the
+        # threshold, and the recurrent dynamics then diverge frame by frame
+        # (0.975 here) though the decisions agree. Float export is exact.
+        assert agreement >= 0.95
+    else:
+        assert agreement >= 0.99
 
 
 def test_reset_semantics(trained):
