@@ -275,6 +275,43 @@ def tune_command(args):
     return 0
 
 
+def convert_command(args):
+    """Converts a saved model to a stateful TFLite (Micro) step model; prints what it costs."""
+    from pathlib import Path
+
+    import keras
+    import numpy as np
+
+    from keras_resetfree import export
+
+    model = keras.saving.load_model(args.model)
+    stream = None
+    if args.calibration:
+        stream = np.load(args.calibration)
+        if stream.ndim not in (2, 3) or stream.shape[-1] != model.inputs[0].shape[-1]:
+            raise SystemExit(
+                f"error: --calibration holds an array of shape {stream.shape}; the model takes "
+                f"(frames, {model.inputs[0].shape[-1]}) features."
+            )
+    try:
+        data = export.to_tflite(
+            model,
+            stream,
+            quantize=args.quantize,
+            frames_per_step=args.frames_per_step,
+            state=args.state,
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from error
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out} ({len(data):,} B)")
+    if args.c_array:
+        cc, header = export.write_c_array(data, args.c_array, name=args.name)
+        print(f"wrote {cc} and {header} (array {args.name})")
+    print(export.inspect(data).summary())
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="resetfree",
@@ -390,6 +427,30 @@ def main(argv=None):
     p.add_argument("--directory", default="tuning")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=tune_command)
+
+    p = commands.add_parser(
+        "convert",
+        help="convert a saved .keras model to a stateful TFLite Micro step model",
+        description="Converts a .keras model (any backend; conversion runs on TensorFlow) to a "
+        "per-frame TFLite (Micro) model whose recurrent state lives inside it (or, with --state "
+        "external, is an extra input and output), checks that TFLite Micro can run every op, "
+        "and prints flash, measured tensor arena, state bytes, ops and MACs per frame.",
+    )
+    p.add_argument("model", help="the .keras model")
+    p.add_argument("--out", required=True, help="the .tflite file to write")
+    p.add_argument(
+        "--calibration",
+        default=None,
+        help="a .npy of (frames, features) of a continuous stream; needed for int8",
+    )
+    p.add_argument("--quantize", choices=["int8", "float"], default="int8")
+    p.add_argument("--state", choices=["internal", "external"], default="internal")
+    p.add_argument("--frames-per-step", type=int, default=1)
+    p.add_argument(
+        "--c-array", default=None, help="also write this .cc (and its .h) for a board"
+    )
+    p.add_argument("--name", default="g_model", help="C name of the array")
+    p.set_defaults(run=convert_command)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -229,3 +229,58 @@ def test_c_array_and_inspect(trained, tmp_path):
     export.MicroStepper(data, arena_size=report.arena_bytes + 256).run(
         np.zeros((3, 13), "float32")
     )
+
+
+def test_cli_convert(tmp_path, capsys):
+    from keras_resetfree import cli
+
+    model = stacked_model("gru", features=13, dense_head=True)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    out = tmp_path / "model.tflite"
+    assert (
+        cli.main(
+            [
+                "convert",
+                str(path),
+                "--out",
+                str(out),
+                "--quantize",
+                "float",
+                "--c-array",
+                str(tmp_path / "model_data.cc"),
+            ]
+        )  # fmt: skip
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "flash" in printed and "arena" in printed and "VAR_HANDLE" in printed
+    assert (tmp_path / "model_data.h").exists()
+    frames = np.random.default_rng(0).normal(size=(20, 13)).astype("float32")
+    np.testing.assert_allclose(
+        export.MicroStepper(out.read_bytes()).run(frames),
+        Streamer(model).run(frames[None])[0],
+        atol=1e-4,
+    )
+    with pytest.raises(SystemExit, match="representative_stream"):
+        cli.main(["convert", str(path), "--out", str(out)])
+    np.save(tmp_path / "bad.npy", np.zeros((100, 7), "float32"))
+    with pytest.raises(SystemExit, match=r"shape \(100, 7\)"):
+        cli.main(
+            ["convert", str(path), "--out", str(out), "--calibration", str(tmp_path / "bad.npy")]
+        )  # fmt: skip
+
+
+@pytest.mark.skipif(
+    not ON_TF, reason="the warning is raised before conversion; TF converts fastest"
+)
+def test_int8_warns_when_the_model_starts_with_normalization():
+    inputs = keras.Input((None, 13))
+    normalization = keras.layers.Normalization()
+    stream = np.random.default_rng(0).normal(size=(200, 13)).astype("float32")
+    normalization.adapt(stream)
+    model = keras.Model(
+        inputs, keras.layers.Dense(3)(layers.GRU(4)(normalization(inputs)))
+    )
+    with pytest.warns(UserWarning, match="starts with a Normalization layer"):
+        export.to_tflite(model, stream, quantize="int8")

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,8 @@ def to_tflite(
         )
     import keras
 
+    if quantize == "int8":
+        _warn_if_normalization_first(model)
     if keras.backend.backend() == "tensorflow":
         from keras_resetfree.export.tf_step import convert
 
@@ -90,6 +93,27 @@ def to_tflite(
         )
     check_ops(data, [layer.name for layer in model._flatten_layers(include_self=False)])
     return data
+
+
+def _warn_if_normalization_first(model):
+    import keras
+
+    first = next(
+        (
+            layer
+            for layer in model._flatten_layers(include_self=False)
+            if not isinstance(layer, keras.layers.InputLayer)
+        ),
+        None,
+    )
+    if isinstance(first, keras.layers.Normalization):
+        warnings.warn(
+            f"The model starts with a Normalization layer ({first.name}): in int8 its raw input "
+            "gets one scale for every feature, coarse for features of small range. Standardise "
+            "outside the model (in float, e.g. on the board as tflite/resetfree_kws does) and "
+            "convert the model behind the normalization.",
+            stacklevel=3,
+        )
 
 
 def _convert_in_subprocess(

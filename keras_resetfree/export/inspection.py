@@ -26,7 +26,8 @@ class ModelReport:
         ops: the builtin ops used, with counts.
         resource_variables: number of state variables (VAR_HANDLE ops).
         state_bytes: bytes of state held in those variables.
-        macs_per_frame: multiply-accumulates of FULLY_CONNECTED ops per frame.
+        macs_per_frame: multiply-accumulates of FULLY_CONNECTED, CONV_2D and
+            DEPTHWISE_CONV_2D ops per frame (per Invoke / frames per Invoke).
         frames_per_step: frames per Invoke.
         input: name, shape, dtype, scale, zero point of the input.
         output: the same for the output.
@@ -195,6 +196,15 @@ def inspect(data):
             weights = tensors[op["inputs"][1]]["shape"]
             rows = int(np.prod(tensors[op["outputs"][0]]["shape"][:-1]))
             macs += rows * int(weights[0]) * int(weights[1])
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            # Filters (out, h, w, in) or depthwise (1, h, w, out): each output
+            # element takes h * w (* in for CONV_2D) multiply-accumulates.
+            weights = tensors[op["inputs"][1]]["shape"]
+            outputs = int(np.prod(tensors[op["outputs"][0]]["shape"]))
+            per_output = int(weights[1]) * int(weights[2])
+            if op["op_name"] == "CONV_2D":
+                per_output *= int(weights[3])
+            macs += outputs * per_output
     # With external state the frames are the input named `x` and the first
     # output; the others are state.
     inputs = interpreter.get_input_details()
