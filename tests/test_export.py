@@ -128,6 +128,33 @@ def test_int8_agreement_per_family(name, standardized):
         assert agreement >= 0.99
 
 
+def test_int16x8_runs_in_tflm_and_refuses_spiking(standardized):
+    stream, apply, test = standardized
+    keras.utils.set_random_seed(0)
+    model = build_model("gru", 13, 3, 16)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss=ResetFreeLoss(from_logits=True)
+    )
+    x, y = stream.windows(100)
+    model.fit(apply(x), y, epochs=15, batch_size=8, verbose=0)
+    features = apply(test.features)
+    reference = Streamer(model).run(features[None], chunk_size=250)[0]
+    data = export.to_tflite(model, apply(stream.features), quantize="int16x8")
+    report = export.inspect(data)
+    assert report.input["dtype"] == "int16" and report.output["dtype"] == "int16"
+    assert report.state_bytes == 2 * 16  # GRU(16) state in int16
+    got = export.MicroStepper(data).run(features)
+    informative = test.labels >= 0
+    agreement = np.mean(
+        got.argmax(-1)[informative] == reference.argmax(-1)[informative]
+    )
+    assert agreement >= 0.99
+    assert np.abs(got - reference).mean() < 0.01  # 16-bit activations: close to float
+    spiking = build_model("spiking", 13, 3, 8)
+    with pytest.raises(export.UnsupportedOpError, match="GREATER.*spiking_rnn"):
+        export.to_tflite(spiking, apply(stream.features), quantize="int16x8")
+
+
 def test_reset_semantics(trained):
     _, data, test = trained
     stepper = export.MicroStepper(data)

@@ -82,7 +82,8 @@ class MicroStepper:
         x = np.asarray(frames, dtype="float32").reshape(1, self.frames, self.features)
         if self.x_quant:
             scale, zero = self.x_quant
-            x = np.clip(np.round(x / scale) + zero, -128, 127)
+            limits = np.iinfo(self.x_dtype)
+            x = np.clip(np.round(x / scale) + zero, limits.min, limits.max)
         self.interpreter.set_input(x.astype(self.x_dtype), self.x_index)
         for index, value in zip(self.state_inputs, self.states):
             self.interpreter.set_input(value, index)

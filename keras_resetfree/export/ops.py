@@ -101,6 +101,31 @@ def check_ops(data, layer_names=()):
 
 def converter_error(error, graph, layer_names=()):
     """An UnsupportedOpError from a converter error naming TensorFlow ops with no TFLite builtin."""
+    sixteen = sorted(
+        set(
+            re.findall(r"16x8-bit not yet supported for op: '([A-Z0-9_]+)'", str(error))
+        )
+    )
+    if sixteen:
+        found = []
+        for name in sixteen:
+            kind = "".join(
+                part.capitalize() for part in name.split("_")
+            )  # GREATER -> Greater
+            layers = sorted(
+                {
+                    _layer_of([op.name], layer_names)
+                    for op in graph.get_operations()
+                    if op.type == kind
+                }
+            )
+            layers = [layer for layer in layers if layer != "unknown layer"]
+            found.append(f"{name} (from {', '.join(layers)})" if layers else name)
+        return UnsupportedOpError(
+            "int16x8 quantization has no 16-bit kernel for: "
+            + "; ".join(found)
+            + '. Use quantize="int8" or "float" for this model.'
+        )
     kinds = sorted(set(re.findall(r"'tf\.([A-Za-z0-9_]+)' op is neither", str(error))))
     if not kinds:
         return None

@@ -95,7 +95,7 @@ def convert(model, stream, quantize, frames, state, calibration_frames):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if state == "internal":
         converter.experimental_enable_resource_variables = True
-    if quantize == "int8":
+    if quantize in ("int8", "int16x8"):
         usable = (min(len(stream), calibration_frames) // frames) * frames
         if usable == 0:
             raise ValueError(
@@ -120,9 +120,13 @@ def convert(model, stream, quantize, frames, state, calibration_frames):
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if quantize == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = tf.int8
+        else:  # int8 weights, int16 activations
+            ops_set = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            converter.target_spec.supported_ops = [ops_set]
+            converter.inference_input_type = converter.inference_output_type = tf.int16
         # Otherwise the state stays float32 with QUANTIZE/DEQUANTIZE around it.
         converter._experimental_variable_quantization = True
     # The state variables still hold the initial state (calibration runs in
@@ -133,6 +137,16 @@ def convert(model, stream, quantize, frames, state, calibration_frames):
         names = [layer.name for layer in model._flatten_layers(include_self=False)]
         unsupported = converter_error(error, function.graph, names)
         if unsupported is not None:
+            spiking = [
+                layer.name
+                for layer in model._flatten_layers(include_self=False)
+                if type(layer).__name__ == "SpikingRNN"
+            ]
+            if quantize == "int16x8" and spiking:
+                unsupported = type(unsupported)(
+                    f"{unsupported} The spiking layers ({', '.join(spiking)}) compare the "
+                    "membrane with the threshold (GREATER) and cast spikes (CAST)."
+                )
             raise unsupported from error
         raise
 

@@ -58,6 +58,10 @@ void OnPdmData() {
   g_written = at + samples;
 }
 
+long Clamp(long value, long low, long high) {
+  return value < low ? low : (value > high ? high : value);
+}
+
 void Fail(const char* message) {
   Serial.println(message);
   while (true) delay(1000);
@@ -68,15 +72,17 @@ void ProcessFrame(const int16_t* frame) {
   float features[resetfree::kNumCoefficients];
   g_frontend.Compute(frame, features);
   resetfree::MfccFrontend::Standardize(features);
-  if (g_input->type == kTfLiteInt8) {
-    const float scale = g_input->params.scale;
-    const int zero = g_input->params.zero_point;
-    for (int i = 0; i < resetfree::kNumCoefficients; ++i) {
-      long q = lroundf(features[i] / scale) + zero;
-      g_input->data.int8[i] = static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+  // int8 (quantize="int8") or int16 (quantize="int16x8") input, or float.
+  const float scale = g_input->params.scale;
+  const long zero = g_input->params.zero_point;
+  for (int i = 0; i < resetfree::kNumCoefficients; ++i) {
+    if (g_input->type == kTfLiteInt8) {
+      g_input->data.int8[i] = static_cast<int8_t>(Clamp(lroundf(features[i] / scale) + zero, -128, 127));
+    } else if (g_input->type == kTfLiteInt16) {
+      g_input->data.i16[i] = static_cast<int16_t>(Clamp(lroundf(features[i] / scale) + zero, -32768, 32767));
+    } else {
+      g_input->data.f[i] = features[i];
     }
-  } else {
-    for (int i = 0; i < resetfree::kNumCoefficients; ++i) g_input->data.f[i] = features[i];
   }
   uint32_t start = micros();
   if (g_interpreter->Invoke() != kTfLiteOk) Fail("Invoke failed");
@@ -84,10 +90,15 @@ void ProcessFrame(const int16_t* frame) {
 
   float logits[kNumClasses];
   for (int c = 0; c < kNumClasses; ++c) {
-    logits[c] = g_output->type == kTfLiteInt8
-                    ? (g_output->data.int8[c] - g_output->params.zero_point) *
-                          g_output->params.scale
-                    : g_output->data.f[c];
+    const float out_scale = g_output->params.scale;
+    const int out_zero = g_output->params.zero_point;
+    if (g_output->type == kTfLiteInt8) {
+      logits[c] = (g_output->data.int8[c] - out_zero) * out_scale;
+    } else if (g_output->type == kTfLiteInt16) {
+      logits[c] = (g_output->data.i16[c] - out_zero) * out_scale;
+    } else {
+      logits[c] = g_output->data.f[c];
+    }
   }
   float probs[kNumClasses];
   resetfree::Softmax(logits, kNumClasses, probs);
