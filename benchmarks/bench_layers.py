@@ -9,8 +9,10 @@ reference it is compared with, so the ratios hold on a noisy machine):
 
 Prints a markdown table: frames per second (forward + backward, batch 32,
 1,000 frames, 40 features, 64 units), the ratio to Keras's own layer of the
-same kind, the SSM's scan path against the same SSM run step by step, and the
-Streamer's per-frame latency for a 64-unit GRU.
+same kind, the SSM's scan path against the same SSM run step by step (and
+against the same SSM with its recurrence removed, the most any scan could
+reach: its dense projections alone), and the Streamer's per-frame latency for
+a 64-unit GRU.
 """
 
 import argparse
@@ -40,6 +42,17 @@ def _train_step_rate(make_layer, batch, frames, features, repeats):
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
     return batch * frames / float(np.median(times))
+
+
+class _NoRecurrenceCell(layers.SSMCell):
+    def parallel_scan(self, projected, initial_state):
+        m = self.modes
+        states = projected[..., : 2 * m]
+        return self._readout(states, projected[..., 2 * m :]), [states[:, -1]]
+
+
+class _NoRecurrenceSSM(layers.SSM):
+    cell_class = _NoRecurrenceCell
 
 
 def _streamer_latency(units, features, steps):
@@ -101,6 +114,13 @@ def main():
     )
     print(
         f"| SSM, parallel scan | {scan:,.0f} | step by step: {step:,.0f} | {scan / step:.2f}x |"
+    )
+    # The most any scan can gain: the same SSM with its recurrence removed
+    # (the state is just the projected input), i.e. only its dense parts.
+    bound = _train_step_rate(lambda: _NoRecurrenceSSM(u, state_size=u // 2), *shape)
+    print(
+        f"| SSM without its recurrence (bound) | {bound:,.0f} | step by step: {step:,.0f} | "
+        f"{bound / step:.2f}x |"
     )
     for name, make in (
         ("SpikingRNN (ALIF)", lambda: layers.SpikingRNN(u)),

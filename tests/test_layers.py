@@ -125,9 +125,11 @@ def test_matches_keras_own_cells_with_same_weights():
         )
 
 
-def test_ssm_scan_equals_step():
-    x = _inputs(frames=64)
-    scan = layers.SSM(UNITS, state_size=6, return_state=True)
+@pytest.mark.parametrize("frames", [1, 7, 16, 64, 101])
+def test_ssm_scan_equals_step(frames):
+    # Lengths below, at, and across the scan's 16-frame chunks, with padding.
+    x = _inputs(frames=frames)
+    scan = layers.SSM(UNITS, state_size=6, return_state=True, r_max=0.999)
     out_scan, state_scan = scan(x)
     step = layers.SSM.from_config({**scan.get_config(), "scan": False})
     step.build(x.shape)
