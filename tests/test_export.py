@@ -59,16 +59,24 @@ def trained(stream):
     return model, export.to_tflite(model, stream.features, quantize="int8"), test
 
 
-def test_int8_agrees_with_float(trained):
-    model, data, test = trained
-    reference = Streamer(model).run(test.features[None], chunk_size=250)[0]
-    got = export.MicroStepper(data).run(test.features)
+def _agreement(reference, got, test):
+    """(argmax agreement on informative frames, acc_p of reference, acc_p of got)."""
     informative = test.labels >= 0
     agreement = np.mean(
         got.argmax(-1)[informative] == reference.argmax(-1)[informative]
     )
-    float_acc = metrics.stream_decision_accuracy(reference, test.segments, test.mask)
-    int8_acc = metrics.stream_decision_accuracy(got, test.segments, test.mask)
+    return (
+        agreement,
+        metrics.stream_decision_accuracy(reference, test.segments, test.mask),
+        metrics.stream_decision_accuracy(got, test.segments, test.mask),
+    )
+
+
+def test_int8_agrees_with_float(trained):
+    model, data, test = trained
+    reference = Streamer(model).run(test.features[None], chunk_size=250)[0]
+    got = export.MicroStepper(data).run(test.features)
+    agreement, float_acc, int8_acc = _agreement(reference, got, test)
     print(
         f"int8 argmax agreement {agreement:.3f} on informative frames; acc_p float {float_acc:.3f}, int8 {int8_acc:.3f}"
     )
@@ -92,9 +100,9 @@ def standardized(stream):
     return stream, apply, test
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS if ON_TF else ["gru"])
-def test_int8_agreement_per_family(name, standardized):
-
+def _train_classifier(name, standardized):
+    """A 16-unit classifier of family `name` trained on the standardised tone stream;
+    returns it, the standardised test features and its float outputs on them."""
     stream, apply, test = standardized
     keras.utils.set_random_seed(0)
     model = build_model(name, 13, 3, 16)
@@ -104,16 +112,19 @@ def test_int8_agreement_per_family(name, standardized):
     x, y = stream.windows(100)
     model.fit(apply(x), y, epochs=15, batch_size=8, verbose=0)
     features = apply(test.features)
-    reference = Streamer(model).run(features[None], chunk_size=250)[0]
+    return model, features, Streamer(model).run(features[None], chunk_size=250)[0]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS if ON_TF else ["gru"])
+def test_int8_agreement_per_family(name, standardized):
+
+    stream, apply, test = standardized
+    keras.utils.set_random_seed(0)
+    model, features, reference = _train_classifier(name, standardized)
     got = export.MicroStepper(
         export.to_tflite(model, apply(stream.features), quantize="int8")
     ).run(features)
-    informative = test.labels >= 0
-    agreement = np.mean(
-        got.argmax(-1)[informative] == reference.argmax(-1)[informative]
-    )
-    float_acc = metrics.stream_decision_accuracy(reference, test.segments, test.mask)
-    int8_acc = metrics.stream_decision_accuracy(got, test.segments, test.mask)
+    agreement, float_acc, int8_acc = _agreement(reference, got, test)
     print(
         f"{name}: int8 agreement {agreement:.4f}, acc_p float {float_acc:.3f} int8 {int8_acc:.3f}"
     )
@@ -130,24 +141,13 @@ def test_int8_agreement_per_family(name, standardized):
 
 def test_int16x8_runs_in_tflm_and_refuses_spiking(standardized):
     stream, apply, test = standardized
-    keras.utils.set_random_seed(0)
-    model = build_model("gru", 13, 3, 16)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-2), loss=ResetFreeLoss(from_logits=True)
-    )
-    x, y = stream.windows(100)
-    model.fit(apply(x), y, epochs=15, batch_size=8, verbose=0)
-    features = apply(test.features)
-    reference = Streamer(model).run(features[None], chunk_size=250)[0]
+    model, features, reference = _train_classifier("gru", standardized)
     data = export.to_tflite(model, apply(stream.features), quantize="int16x8")
     report = export.inspect(data)
     assert report.input["dtype"] == "int16" and report.output["dtype"] == "int16"
     assert report.state_bytes == 2 * 16  # GRU(16) state in int16
     got = export.MicroStepper(data).run(features)
-    informative = test.labels >= 0
-    agreement = np.mean(
-        got.argmax(-1)[informative] == reference.argmax(-1)[informative]
-    )
+    agreement, _, _ = _agreement(reference, got, test)
     assert agreement >= 0.99
     assert np.abs(got - reference).mean() < 0.01  # 16-bit activations: close to float
     spiking = build_model("spiking", 13, 3, 8)
