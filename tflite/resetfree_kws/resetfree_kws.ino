@@ -109,8 +109,11 @@ void ProcessFrame(const int16_t* frame) {
     Serial.print(" (score ");
     Serial.print(g_detector.LastScore(), 2);
     Serial.print(") at ");
-    Serial.print(g_frames * resetfree::kFrameStep / (resetfree::kSampleRate / 1000));
-    Serial.println(" ms");
+    // Seconds since start, in 64-bit arithmetic: the stream never ends.
+    Serial.print(static_cast<unsigned long>(static_cast<uint64_t>(g_frames) *
+                                            resetfree::kFrameStep /
+                                            resetfree::kSampleRate));
+    Serial.println(" s");
   }
   ++g_frames;
   if (g_frames % 500 == 0) {  // every 10 s at a 20 ms step
