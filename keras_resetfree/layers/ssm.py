@@ -73,8 +73,9 @@ class SSMCell(ResetFreeCell):
     (stable by construction, also after training), so the state stays bounded
     by `sqrt((1 + r) / (1 - r))` times the input bound.
 
-    The recurrence is linear, so a whole sequence runs as a parallel
-    associative scan (`parallel_scan`); streaming uses `step`; they agree.
+    The recurrence is linear, so a whole sequence runs in parallel
+    (`parallel_scan`: matrix products within chunks, an associative scan
+    across them); streaming uses `step`; they agree.
 
     Args:
         units: size of the input projection `u` and of the output.
@@ -288,9 +289,10 @@ class SSMCell(ResetFreeCell):
 class SSM(ResetFreeRNN):
     """Diagonal linear state-space layer (LRU / S5 style), stable by construction.
 
-    See `SSMCell` for the equations. Full sequences run as a parallel scan
-    (`keras.ops.associative_scan`) unless `scan=False`; the streaming step
-    gives the same numbers.
+    See `SSMCell` for the equations. Full sequences run as a chunked
+    parallel scan (`SSMCell.parallel_scan`: one matrix product per 32-frame
+    chunk, `keras.ops.associative_scan` across chunks) unless `scan=False`;
+    the streaming step gives the same numbers.
 
     Args:
         units: size of the input projection and of the output.
