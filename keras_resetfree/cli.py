@@ -193,8 +193,10 @@ def export_sketch(args, model, classifier, normalization, train, test, scores, m
     raw_agreement = np.mean(
         raw.argmax(-1)[informative] == scores["logits"].argmax(-1)[informative]
     )
-    written = export.write_sketch(data, args.sketch, mfcc, args.words, normalization)
     report = export.inspect(data)
+    written = export.write_sketch(
+        data, args.sketch, mfcc, args.words, normalization, report=report
+    )
     print(
         f"int8 TFLite Micro model on the same never-reset stream: argmax agreement with float "
         f"{100 * agreement:.1f} % of informative frames, acc_p {100 * acc_p:.1f} % (float "

@@ -99,6 +99,17 @@ def check_ops(data, layer_names=()):
         ) from error
 
 
+def _layers_running(graph, kind, layer_names):
+    """The layers (sorted names) whose graph holds TensorFlow ops of type `kind`."""
+    return sorted(
+        {
+            _layer_of([op.name], layer_names)
+            for op in graph.get_operations()
+            if op.type == kind
+        }
+    )
+
+
 def converter_error(error, graph, layer_names=()):
     """An UnsupportedOpError from a converter error naming TensorFlow ops with no TFLite builtin."""
     sixteen = sorted(
@@ -112,14 +123,11 @@ def converter_error(error, graph, layer_names=()):
             kind = "".join(
                 part.capitalize() for part in name.split("_")
             )  # GREATER -> Greater
-            layers = sorted(
-                {
-                    _layer_of([op.name], layer_names)
-                    for op in graph.get_operations()
-                    if op.type == kind
-                }
-            )
-            layers = [layer for layer in layers if layer != "unknown layer"]
+            layers = [
+                layer
+                for layer in _layers_running(graph, kind, layer_names)
+                if layer != "unknown layer"
+            ]
             found.append(f"{name} (from {', '.join(layers)})" if layers else name)
         return UnsupportedOpError(
             "int16x8 quantization has no 16-bit kernel for: "
@@ -131,13 +139,7 @@ def converter_error(error, graph, layer_names=()):
         return None
     found = []
     for kind in kinds:
-        layers = sorted(
-            {
-                _layer_of([op.name], layer_names)
-                for op in graph.get_operations()
-                if op.type == kind
-            }
-        )
+        layers = _layers_running(graph, kind, layer_names)
         found.append(f"tf.{kind} (from {', '.join(layers) or 'unknown layer'})")
     return UnsupportedOpError(
         "TFLite has no builtin op for: "

@@ -203,6 +203,7 @@ def write_sketch(
     refractory_frames=50,
     ignore_classes=(),
     arena_margin=1024,
+    report=None,
 ):
     """Writes the model-specific files of the keyword-spotting sketch into `folder`.
 
@@ -230,11 +231,13 @@ def write_sketch(
         threshold, smoothing_frames, refractory_frames, ignore_classes: the
             detector's settings (as `keras_resetfree.metrics.detect`).
         arena_margin: bytes added to the tensor arena measured on the host.
+        report: `inspect(data)` if already made (measuring the arena runs the
+            TFLite Micro interpreter several times).
 
     Returns:
         The written paths.
     """
-    report = inspect(data)
+    report = report or inspect(data)
     shape = report.input["shape"]
     if report.frames_per_step != 1 or shape[-1] != mfcc.num_coefficients:
         raise ValueError(

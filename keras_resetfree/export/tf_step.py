@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resetfree.export.ops import converter_error
+from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
 
 
@@ -140,7 +141,7 @@ def convert(model, stream, quantize, frames, state, calibration_frames):
             spiking = [
                 layer.name
                 for layer in model._flatten_layers(include_self=False)
-                if type(layer).__name__ == "SpikingRNN"
+                if isinstance(layer, SpikingRNN)
             ]
             if quantize == "int16x8" and spiking:
                 unsupported = type(unsupported)(
