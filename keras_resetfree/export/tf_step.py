@@ -107,13 +107,18 @@ def convert(model, stream, quantize, frames, state, calibration_frames):
         def representative():
             # One continuous stream: the converter's calibration interpreter
             # carries internal state from call to call; external state is
-            # fed back here.
+            # fed back here. Samples are keyed by input name: the converted
+            # model orders its inputs by name (state_0, ..., x), not as the
+            # function's signature does.
             states = list(module.initial)
             for chunk in chunks:
                 if state == "internal":
-                    yield [chunk]
+                    yield {"x": chunk}
                 else:
-                    yield [chunk, *states]
+                    yield {
+                        "x": chunk,
+                        **{f"state_{i}": s for i, s in enumerate(states)},
+                    }
                     outputs = module.step(
                         tf.constant(chunk), *[tf.constant(s) for s in states]
                     )
