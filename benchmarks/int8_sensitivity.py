@@ -1,0 +1,251 @@
+"""Where int8 loses agreement with float for SSM and spiking keyword models.
+
+    KERAS_BACKEND=tensorflow python benchmarks/int8_sensitivity.py [--size quick]
+
+Trains an SSM and a spiking (adaptive LIF + LeakyReadout) classifier as
+`bench_tflm.py` does (the `kws` task: 10 Speech Commands words, speaker split;
+needs `../shared/data`) and prints two measurements on the never-reset test
+stream:
+
+1. Rounded constants, float arithmetic. Each group of decay constants is
+   rounded to the grid an int8 constant operand gets in TFLite (one scale per
+   tensor, 256 levels from min(x, 0) to max(x, 0)); everything else stays
+   float. Printed: how far that moves `1 - decay` (the part that sets the
+   time constant), and the argmax agreement of the rounded float model with
+   the original on the informative frames (as `bench_tflm.py --agreement`).
+2. SSM state error per mode. The int8 model with external state (its state
+   is an output) runs in the TFLite Micro interpreter next to the float
+   Streamer, frame by frame; the mean |int8 - float| state error of each mode,
+   in steps of the state's int8 scale, is grouped by the mode's |lambda|.
+   A slow mode (|lambda| near 1) changes by (1 - |lambda|) of its value per
+   frame, and an int8 state cannot follow a change smaller than half a step.
+"""
+
+import argparse
+import time
+
+import numpy as np
+from bench_tflm import standardizer, train_recurrent
+
+
+def round_to_int8_grid(x):
+    """`x` rounded as TFLite quantizes a constant tensor to int8 (per tensor, asymmetric)."""
+    low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = (high - low) / 255 or 1.0
+    return np.round((x - low) / scale) * scale + low
+
+
+def agreement(got, reference, informative):
+    return float(
+        np.mean(got.argmax(-1)[informative] == reference.argmax(-1)[informative])
+    )
+
+
+def ssm_cell(model):
+    from keras_resetfree.layers import SSM
+
+    return next(layer for layer in model.layers if isinstance(layer, SSM)).cell
+
+
+def set_eigenvalues(cell, lam_re, lam_im):
+    """Sets `nu` and `theta_log` so that the cell's eigenvalues are `lam_re + i lam_im`."""
+    radius = np.clip(np.hypot(lam_re, lam_im), 1e-6, np.exp(-1e-4))
+    theta = np.maximum(np.arctan2(lam_im, lam_re), 1e-6)
+    cell.nu.assign(np.log(-np.log(radius)))
+    cell.theta_log.assign(np.log(theta))
+
+
+def ssm_groups(model):
+    """[(name, apply, 1 - |lambda| before, after)] for the SSM's eigenvalues."""
+    import keras
+
+    cell = ssm_cell(model)
+    lam_re, lam_im = (keras.ops.convert_to_numpy(v) for v in cell.eigenvalues())
+    rounded = round_to_int8_grid(lam_re), round_to_int8_grid(lam_im)
+
+    def apply():
+        set_eigenvalues(cell, *rounded)
+
+    return [
+        (
+            "SSM eigenvalues (lambda re and im)",
+            apply,
+            1 - np.hypot(lam_re, lam_im),
+            1 - np.hypot(*rounded),
+        )
+    ]
+
+
+def spiking_groups(model):
+    """[(name, apply, 1 - decay before, after)] for each decay of a spiking model."""
+    import keras
+
+    from keras_resetfree.layers import LeakyReadout, SpikingRNN
+
+    groups = []
+    for layer in model.layers:
+        if isinstance(layer, SpikingRNN):
+            names = [
+                ("tau_m", "membrane decay alpha"),
+                ("tau_adp", "adaptation decay rho"),
+            ]
+        elif isinstance(layer, LeakyReadout):
+            names = [("tau", "readout decay")]
+        else:
+            continue
+        cell = layer.cell
+        for attribute, label in names:
+            if not hasattr(cell, attribute):
+                continue
+            variable = getattr(cell, attribute)
+            tau = keras.ops.convert_to_numpy(variable)
+            decay = np.exp(-cell.dt / np.maximum(tau, cell.dt))
+            rounded = np.minimum(round_to_int8_grid(decay), 1 - 1e-7)
+
+            def apply(variable=variable, rounded=rounded, dt=cell.dt):
+                variable.assign(-dt / np.log(rounded))
+
+            groups.append((f"spiking {label}", apply, 1 - decay, 1 - rounded))
+    return groups
+
+
+def rounded_constants(model, groups, features, reference, informative):
+    import keras
+
+    from keras_resetfree import Streamer
+
+    saved = [keras.ops.convert_to_numpy(v) for v in model.weights]
+    rows = []
+    for name, apply, before, after in groups + [("all of the above", None, None, None)]:
+        if apply is None:
+            for _, group_apply, _, _ in groups:
+                group_apply()
+        else:
+            apply()
+        got = Streamer(model).run(features[None], chunk_size=250)[0]
+        change = (
+            f"{100 * np.max(np.abs(after - before) / before):.1f} %"
+            if before is not None
+            else "-"
+        )
+        rows.append((name, change, agreement(got, reference, informative)))
+        for variable, value in zip(model.weights, saved):
+            variable.assign(value)
+    return rows
+
+
+def ssm_state_error(model, calibration, features, frames):
+    """Per mode: |lambda|, mean |int8 - float| state error and mean |state|, in int8 steps."""
+    import keras
+
+    from keras_resetfree import Streamer, export
+
+    data = export.to_tflite(model, calibration, quantize="int8", state="external")
+    stepper = export.MicroStepper(data)
+    scale, zero_point = stepper.state_details[0]["quantization"]
+    streamer = Streamer(model, batch_size=1)
+    error = amplitude = 0.0
+    for t in range(frames):
+        stepper.step(features[t : t + 1])
+        streamer.step(features[None, t : t + 1])
+        exact = np.asarray(streamer.state[0][0]).ravel()
+        got = (stepper.states[0].astype(np.float64).ravel() - zero_point) * scale
+        error = error + np.abs(got - exact)
+        amplitude = amplitude + np.abs(exact)
+    cell = ssm_cell(model)
+    modes = cell.modes
+    lam_re, lam_im = (keras.ops.convert_to_numpy(v) for v in cell.eigenvalues())
+    per_mode = lambda v: (v[:modes] + v[modes:]) / (2 * frames * scale)  # noqa: E731
+    return np.hypot(lam_re, lam_im), per_mode(error), per_mode(amplitude)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="quick", choices=["smoke", "quick", "full"])
+    parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--frames", type=int, default=6000, help="frames of the SSM state comparison"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import keras
+
+    from keras_resetfree import Streamer, experiment
+
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(
+            "Run with KERAS_BACKEND=tensorflow (the SSM is converted here)."
+        )
+    start = time.perf_counter()
+    data = experiment.load_task("kws", args.size, args.seed)
+    train = data.train["temporal_intensity"]
+    standardize = standardizer(train.features)
+    calibration, features = standardize(train.features), standardize(data.test.features)
+    informative = data.decision_mask.astype(bool)
+    print(
+        f"kws task ({args.size}): never-reset test stream of {len(features)} frames, "
+        f"{int(informative.sum())} informative"
+    )
+
+    print(
+        "\n1. Decay constants rounded to the int8 grid of a TFLite constant, float arithmetic"
+    )
+    print(
+        "| constants rounded | largest change of 1 - decay | argmax agreement with float |"
+    )
+    print("|---|---|---|")
+    models = {}
+    for family, groups in (("ssm", ssm_groups), ("spiking", spiking_groups)):
+        model = train_recurrent(
+            family,
+            train,
+            standardize,
+            data.num_classes,
+            args.units,
+            args.epochs,
+            args.seed,
+        )
+        models[family] = model
+        reference = Streamer(model).run(features[None], chunk_size=250)[0]
+        for name, change, share in rounded_constants(
+            model, groups(model), features, reference, informative
+        ):
+            label = (
+                name if name != "all of the above" else f"{family}: all of the above"
+            )
+            print(f"| {label} | {change} | {100 * share:.2f} % |")
+
+    frames = min(args.frames, len(features))
+    radius, error, amplitude = ssm_state_error(
+        models["ssm"], calibration, features, frames
+    )
+    print(
+        f"\n2. SSM int8 state against float, {frames} frames in TFLite Micro "
+        "(external state), per mode, in steps of the int8 state scale"
+    )
+    print(
+        "| abs(lambda) | modes | 0.5 / (1 - abs(lambda)) | mean abs error | mean abs state |"
+    )
+    print("|---|---|---|---|---|")
+    edges = [0.0, 0.8, 0.9, 0.95, 1.0]
+    for low, high in zip(edges[:-1], edges[1:]):
+        selected = (radius >= low) & (radius < high)
+        if not selected.any():
+            continue
+        print(
+            f"| {low:.2f}-{high:.2f} | {int(selected.sum())} | "
+            f"{np.mean(0.5 / (1 - radius[selected])):.1f} | "
+            f"{np.mean(error[selected]):.2f} | {np.mean(amplitude[selected]):.1f} |"
+        )
+    print(
+        "correlation of the error with 1 / (1 - abs(lambda)): "
+        f"{np.corrcoef(1 / (1 - radius), error)[0, 1]:.2f}; with the mode's mean abs state: "
+        f"{np.corrcoef(amplitude, error)[0, 1]:.2f}"
+    )
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
