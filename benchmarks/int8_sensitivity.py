@@ -9,8 +9,8 @@ stream:
 
 1. Rounded constants, float arithmetic. Each group of decay constants is
    rounded to the grid an int8 constant operand gets in TFLite (one scale per
-   tensor, 256 levels from min(x, 0) to max(x, 0)); everything else stays
-   float. Printed: how far that moves `1 - decay` (the part that sets the
+   tensor, 256 levels from min(x, 0) to max(x, 0)), and for comparison to a
+   16-bit grid (65,536 levels); everything else stays float. Printed: how far that moves `1 - decay` (the part that sets the
    time constant), and the argmax agreement of the rounded float model with
    the original on the informative frames (as `bench_tflm.py --agreement`).
 2. SSM state error per mode. The int8 model with external state (its state
@@ -28,10 +28,10 @@ import numpy as np
 from bench_tflm import standardizer, train_recurrent
 
 
-def round_to_int8_grid(x):
-    """`x` rounded as TFLite quantizes a constant tensor to int8 (per tensor, asymmetric)."""
+def round_to_grid(x, bits):
+    """`x` rounded as TFLite quantizes a constant tensor to `bits` bits (per tensor, asymmetric)."""
     low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-    scale = (high - low) / 255 or 1.0
+    scale = (high - low) / (2**bits - 1) or 1.0
     return np.round((x - low) / scale) * scale + low
 
 
@@ -55,13 +55,13 @@ def set_eigenvalues(cell, lam_re, lam_im):
     cell.theta_log.assign(np.log(theta))
 
 
-def ssm_groups(model):
+def ssm_groups(model, bits):
     """[(name, apply, 1 - |lambda| before, after)] for the SSM's eigenvalues."""
     import keras
 
     cell = ssm_cell(model)
     lam_re, lam_im = (keras.ops.convert_to_numpy(v) for v in cell.eigenvalues())
-    rounded = round_to_int8_grid(lam_re), round_to_int8_grid(lam_im)
+    rounded = round_to_grid(lam_re, bits), round_to_grid(lam_im, bits)
 
     def apply():
         set_eigenvalues(cell, *rounded)
@@ -76,7 +76,7 @@ def ssm_groups(model):
     ]
 
 
-def spiking_groups(model):
+def spiking_groups(model, bits):
     """[(name, apply, 1 - decay before, after)] for each decay of a spiking model."""
     import keras
 
@@ -100,7 +100,7 @@ def spiking_groups(model):
             variable = getattr(cell, attribute)
             tau = keras.ops.convert_to_numpy(variable)
             decay = np.exp(-cell.dt / np.maximum(tau, cell.dt))
-            rounded = np.minimum(round_to_int8_grid(decay), 1 - 1e-7)
+            rounded = np.minimum(round_to_grid(decay, bits), 1 - 1e-7)
 
             def apply(variable=variable, rounded=rounded, dt=cell.dt):
                 variable.assign(-dt / np.log(rounded))
@@ -124,7 +124,7 @@ def rounded_constants(model, groups, features, reference, informative):
             apply()
         got = Streamer(model).run(features[None], chunk_size=250)[0]
         change = (
-            f"{100 * np.max(np.abs(after - before) / before):.1f} %"
+            f"{100 * np.max(np.abs(after - before) / before):.2g} %"
             if before is not None
             else "-"
         )
@@ -190,12 +190,14 @@ def main():
     )
 
     print(
-        "\n1. Decay constants rounded to the int8 grid of a TFLite constant, float arithmetic"
+        "\n1. Decay constants rounded to the grid of a TFLite constant (int8, and int16 for "
+        "comparison), float arithmetic"
     )
     print(
-        "| constants rounded | largest change of 1 - decay | argmax agreement with float |"
+        "| constants rounded | int8 grid: largest change of 1 - decay | argmax agreement "
+        "with float | int16 grid: largest change of 1 - decay | argmax agreement with float |"
     )
-    print("|---|---|---|")
+    print("|---|---|---|---|---|")
     models = {}
     for family, groups in (("ssm", ssm_groups), ("spiking", spiking_groups)):
         model = train_recurrent(
@@ -209,13 +211,20 @@ def main():
         )
         models[family] = model
         reference = Streamer(model).run(features[None], chunk_size=250)[0]
-        for name, change, share in rounded_constants(
-            model, groups(model), features, reference, informative
-        ):
+        by_bits = [
+            rounded_constants(
+                model, groups(model, bits), features, reference, informative
+            )
+            for bits in (8, 16)
+        ]
+        for (name, change8, share8), (_, change16, share16) in zip(*by_bits):
             label = (
                 name if name != "all of the above" else f"{family}: all of the above"
             )
-            print(f"| {label} | {change} | {100 * share:.2f} % |")
+            print(
+                f"| {label} | {change8} | {100 * share8:.2f} % | {change16} | "
+                f"{100 * share16:.2f} % |"
+            )
 
     frames = min(args.frames, len(features))
     radius, error, amplitude = ssm_state_error(
