@@ -22,7 +22,9 @@ tensor arena, state bytes, MACs per frame, and the measured time of Invoke
 per frame, with the sliding-window / GRU ratios of the last two, measured in
 this run. `--agreement` also trains the listed families and prints their
 int8-vs-float and int16x8-vs-float argmax agreement (on the frames the
-temporal-intensity mask marks informative) and acc_p on the test stream.
+temporal-intensity mask marks informative) and acc_p on the test stream, then
+the hit rate and false alarms per hour of each family in float, int8 and
+int16x8.
 """
 
 import argparse
@@ -282,6 +284,7 @@ def main():
         )
         print("|---|---|---|---|---|---|---|---|---|")
     informative = data.decision_mask.astype(bool)
+    detections = []
     for family in args.agreement:
         model = (
             gru
@@ -293,6 +296,7 @@ def main():
         )  # fmt: skip
         reference = Streamer(model).run(test_features[None], chunk_size=250)[0]
         cells = [f"{100 * scores(reference, data)['acc_p']:.1f} %"]
+        detected = {"float": scores(reference, data)}
         for mode in ("int8", "int16x8"):
             if mode == "int16x8" and family == "spiking":
                 cells += ["no 16x8 GREATER", "-", "-"]
@@ -319,11 +323,29 @@ def main():
                 cells.append(
                     f"{100 * resolved:.2f} % ({100 * resolvable.sum() / informative.sum():.0f} %)"
                 )
+            detected[mode] = scores(got, data)
             cells += [
-                f"{100 * scores(got, data)['acc_p']:.1f} %",
+                f"{100 * detected[mode]['acc_p']:.1f} %",
                 f"{report.flash_bytes:,} / {report.state_bytes}",
             ]
         print(f"| {family} | " + " | ".join(cells) + " |")
+        detections.append((family, detected))
+    if detections:
+        print(
+            "\nDetections on the same stream (metrics.score_detections on the softmax of "
+            "each model's outputs), float / int8 / int16x8"
+        )
+        print("| family | hit rate | false alarms / h |")
+        print("|---|---|---|")
+        for family, detected in detections:
+            modes = [detected.get(m) for m in ("float", "int8", "int16x8")]
+            hits = " / ".join(
+                f"{100 * d['hit_rate']:.1f} %" if d else "-" for d in modes
+            )
+            alarms = " / ".join(
+                f"{d['false_alarms_per_hour']:.0f}" if d else "-" for d in modes
+            )
+            print(f"| {family} | {hits} | {alarms} |")
     print(f"total {time.perf_counter() - start:.0f} s")
 
 
