@@ -41,6 +41,22 @@ def standardizer(features):
     return lambda x: keras.ops.convert_to_numpy(normalization(x))
 
 
+def load_kws(size, seed, converted):
+    """(task data, training stream, standardize, standardised test features); TensorFlow only."""
+    import keras
+
+    from keras_resetfree import experiment
+
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(
+            f"Run with KERAS_BACKEND=tensorflow (the {converted} is converted here)."
+        )
+    data = experiment.load_task("kws", size, seed)
+    train = data.train["temporal_intensity"]
+    standardize = standardizer(train.features)
+    return data, train, standardize, standardize(data.test.features)
+
+
 def train_recurrent(family, train, standardize, classes, units, epochs, seed):
     import keras
 
@@ -193,19 +209,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import keras
+    from keras_resetfree import Streamer, export
 
-    from keras_resetfree import Streamer, experiment, export
-
-    if keras.backend.backend() != "tensorflow":
-        raise SystemExit(
-            "Run with KERAS_BACKEND=tensorflow (the CNN is converted here)."
-        )
     start = time.perf_counter()
-    data = experiment.load_task("kws", args.size, args.seed)
-    train = data.train["temporal_intensity"]
-    standardize = standardizer(train.features)
-    test_features = standardize(data.test.features)
+    data, train, standardize, test_features = load_kws(args.size, args.seed, "CNN")
     print(
         f"kws task ({args.size}): {data.num_classes} words, training stream {len(train)} frames, "
         f"never-reset test stream {len(data.test)} frames ({len(data.test.segments)} words); "

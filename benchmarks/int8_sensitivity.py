@@ -25,7 +25,7 @@ import argparse
 import time
 
 import numpy as np
-from bench_tflm import standardizer, train_recurrent
+from bench_tflm import load_kws, train_recurrent
 
 
 def round_to_grid(x, bits):
@@ -170,19 +170,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import keras
+    from keras_resetfree import Streamer
 
-    from keras_resetfree import Streamer, experiment
-
-    if keras.backend.backend() != "tensorflow":
-        raise SystemExit(
-            "Run with KERAS_BACKEND=tensorflow (the SSM is converted here)."
-        )
     start = time.perf_counter()
-    data = experiment.load_task("kws", args.size, args.seed)
-    train = data.train["temporal_intensity"]
-    standardize = standardizer(train.features)
-    calibration, features = standardize(train.features), standardize(data.test.features)
+    data, train, standardize, features = load_kws(args.size, args.seed, "SSM")
+    calibration = standardize(train.features)
     informative = data.decision_mask.astype(bool)
     print(
         f"kws task ({args.size}): never-reset test stream of {len(features)} frames, "
