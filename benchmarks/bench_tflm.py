@@ -302,8 +302,8 @@ def main():
             )
         )  # fmt: skip
         reference = Streamer(model).run(test_features[None], chunk_size=250)[0]
-        cells = [f"{100 * scores(reference, data)['acc_p']:.1f} %"]
         detected = {"float": scores(reference, data)}
+        cells = [f"{100 * detected['float']['acc_p']:.1f} %"]
         for mode in ("int8", "int16x8"):
             if mode == "int16x8" and family == "spiking":
                 cells += ["no 16x8 GREATER", "-", "-"]
