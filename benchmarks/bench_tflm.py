@@ -61,10 +61,10 @@ def train_recurrent(family, train, standardize, classes, units, epochs, seed):
     import keras
 
     from keras_resetfree import ResetFreeLoss
-    from keras_resetfree.cli import build_model
+    from keras_resetfree.recipes import build_model
 
     keras.utils.set_random_seed(seed)
-    model = build_model(family, train.features.shape[1], classes, units)
+    model = build_model(family, train.features.shape[1], classes, size=units)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3), loss=ResetFreeLoss(from_logits=True)
     )
@@ -152,19 +152,10 @@ def convert_cnn(model, representative):
 
 
 def scores(logits, data):
-    import keras
+    from keras_resetfree import recipes
 
-    from keras_resetfree import metrics
-
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
-    detections = metrics.score_detections(probs, data.test.segments, data.frame_rate)
-    return {
-        "acc_p": metrics.stream_decision_accuracy(
-            logits, data.test.segments, data.decision_mask
-        ),
-        "hit_rate": detections.hit_rate,
-        "false_alarms_per_hour": detections.false_alarms_per_hour,
-    }
+    found = recipes.score(recipes.probabilities(logits), data.test, curve=False)
+    return {k: found[k] for k in ("acc_p", "hit_rate", "false_alarms_per_hour")}
 
 
 def run_micro(data, inputs, report):
@@ -290,7 +281,7 @@ def main():
             "| int16x8 agreement | int16x8 acc_p | int16x8 flash B / state B |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
-    informative = data.decision_mask.astype(bool)
+    informative = data.test.mask.astype(bool)
     detections = []
     for family in args.agreement:
         model = (

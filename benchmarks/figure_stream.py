@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_resetfree import experiment, metrics
+from keras_resetfree import experiment, metrics, recipes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,14 +40,14 @@ def main():
     data = experiment.load_task(args.task, args.size)
     model, _ = experiment.train_model(data, args.family, args.method, args.size)
     test = data.test
-    logits = experiment.stream_logits(model, test.features)
+    logits = recipes.stream_logits(model, test.features)
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     rate = test.frame_rate
     a = min(int(args.start * rate), max(len(test) - int(args.seconds * rate), 0))
     b = min(a + int(args.seconds * rate), len(test))
     t = np.arange(a, b) / rate
     segments = test.segments[(test.segments[:, 0] >= a) & (test.segments[:, 1] <= b)]
-    decisions = metrics.segment_decision_frames(segments, data.decision_mask)
+    decisions = metrics.segment_decision_frames(segments, test.mask)
 
     fig, axes = plt.subplots(3, 1, figsize=(14, 7), sharex=True)
     axes[0].imshow(
@@ -57,7 +57,7 @@ def main():
         extent=(t[0], t[-1], 0, test.features.shape[1]),
     )
     axes[0].set_ylabel("MFCC")
-    axes[1].step(t, data.decision_mask[a:b], where="post", color="k", lw=0.8)
+    axes[1].step(t, test.mask[a:b], where="post", color="k", lw=0.8)
     for start, end, _ in segments:
         axes[1].axvspan(start / rate, end / rate, color="tab:blue", alpha=0.15)
     axes[1].set_ylabel("mask m_t\n(utterances shaded)")
@@ -85,9 +85,7 @@ def main():
         f"seconds into a {len(test) / rate / 60:.0f}-minute never-reset stream"
     )
     axes[2].legend(fontsize=7, loc="upper right")
-    accuracy = metrics.stream_decision_accuracy(
-        probs, test.segments, data.decision_mask
-    )
+    accuracy = metrics.stream_decision_accuracy(probs, test.segments, test.mask)
     fig.suptitle(
         f"{args.family} trained {args.method} on {args.task} ({args.size}); never reset; decisions green = right, "
         f"red = wrong; acc_p over the whole stream {100 * accuracy:.1f} %",

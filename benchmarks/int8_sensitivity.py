@@ -177,7 +177,7 @@ def main():
     start = time.perf_counter()
     data, train, standardize, features = load_kws(args.size, args.seed, "SSM")
     calibration = standardize(train.features)
-    informative = data.decision_mask.astype(bool)
+    informative = data.test.mask.astype(bool)
     print(
         f"kws task ({args.size}): never-reset test stream of {len(features)} frames, "
         f"{int(informative.sum())} informative"

@@ -17,29 +17,19 @@ import argparse
 import json
 from pathlib import Path
 
-import keras
 import keras_tuner
 
 from keras_resetfree import tuning
-from keras_resetfree.experiment import build_model
-from keras_resetfree.losses import ResetFreeLoss
 
 
-def retrain_and_test(
-    train, test, test_mask, classes, kl_weight, threshold, epochs, units, seed
-):
-    keras.utils.set_random_seed(seed)
-    stream = train.with_mask_threshold(threshold)
-    model = build_model(
-        "gru", stream.features.shape[1], classes, units, adapt_on=stream.features
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss=ResetFreeLoss(kl_weight, from_logits=True),
-    )
-    x, y = stream.windows(200)
-    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
-    return tuning.score_on_stream(model, test, test_mask)
+def retrain_and_test(hypermodel, test, kl_weight, threshold):
+    """One trial's build and fit at fixed values, then the test stream's scores."""
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("kl_weight", kl_weight)
+    hp.Fixed("mask_threshold", threshold)
+    model = hypermodel.build(hp)
+    hypermodel.fit(hp, model)
+    return tuning.score_on_stream(model, test)
 
 
 def main():
@@ -53,24 +43,22 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    train, validation, validation_mask, test, test_mask, classes = (
-        tuning.keyword_task_streams(
-            "kws", args.train_segments, args.eval_segments, args.seed
-        )
+    train, validation, test, classes = tuning.keyword_task_streams(
+        "kws", args.train_segments, args.eval_segments, args.seed
     )
     print(
         f"train {len(train)} frames, validation {len(validation)}, test {len(test)} (never reset)"
     )
+    hypermodel = tuning.ResetFreeHyperModel(
+        train,
+        validation,
+        classes,
+        units=(args.units,),
+        epochs=args.epochs,
+        seed=args.seed,
+    )
     tuner = keras_tuner.RandomSearch(
-        tuning.ResetFreeHyperModel(
-            train,
-            validation,
-            classes,
-            units=(args.units,),
-            epochs=args.epochs,
-            decision_mask=validation_mask,
-            seed=args.seed,
-        ),  # fmt: skip
+        hypermodel,
         objective=tuning.objective(),
         max_trials=args.trials,
         seed=args.seed,
@@ -90,17 +78,7 @@ def main():
         ("default", 1.0, 0.9),
         ("tuned", best["kl_weight"], best["mask_threshold"]),
     ):
-        scores = retrain_and_test(
-            train,
-            test,
-            test_mask,
-            classes,
-            kl_weight,
-            threshold,
-            args.epochs,
-            args.units,
-            args.seed,
-        )
+        scores = retrain_and_test(hypermodel, test, kl_weight, threshold)
         results[name] = {"kl_weight": kl_weight, "mask_threshold": threshold, **scores}
         print(
             f"{name:>8}: kl_weight {kl_weight:.3g}, threshold {threshold:.2f} -> test stream acc_p "

@@ -12,9 +12,8 @@ import math
 import keras
 import numpy as np
 
-from keras_resetfree import metrics
+from keras_resetfree import recipes
 from keras_resetfree.losses import ResetFreeLoss
-from keras_resetfree.streaming import Streamer
 
 
 def _keras_tuner():
@@ -36,26 +35,36 @@ def stream_score(acc_p, false_alarms_per_hour, false_alarm_cost=0.001):
     return acc_p - false_alarm_cost * false_alarms_per_hour
 
 
-def objective(name="stream_score", direction="max"):
+DIRECTIONS = {
+    "stream_score": "max",
+    "stream_acc_p": "max",
+    "segment_accuracy": "max",
+    "false_alarms_per_hour": "min",
+    "noise_confidence": "min",
+}
+
+
+def objective(name="stream_score", direction=None):
     """A `keras_tuner.Objective` for one of the values a trial reports:
-    `stream_score` (max), `stream_acc_p` (max), `false_alarms_per_hour` (min)."""
-    return _keras_tuner().Objective(name, direction=direction)
-
-
-def score_on_stream(
-    model, stream, decision_mask=None, chunk=250, threshold=0.5, false_alarm_cost=0.001
-):
-    """Runs `stream` through a Streamer, never reset; returns the trial's values."""
-    logits = Streamer(model, batch_size=1).run(stream.features[None], chunk_size=chunk)[
-        0
-    ]
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
-    acc_p = metrics.stream_decision_accuracy(probs, stream.segments, decision_mask)
-    if stream.frame_rate:
-        detection = metrics.score_detections(
-            probs, stream.segments, stream.frame_rate, threshold=threshold
+    `stream_score` (max), `stream_acc_p` (max), `segment_accuracy` (max),
+    `false_alarms_per_hour` (min), `noise_confidence` (min). `direction`
+    defaults to the value's own."""
+    if name not in DIRECTIONS:
+        raise ValueError(
+            f"Unknown objective {name!r}; choose from {sorted(DIRECTIONS)}."
         )
-        false_alarms = detection.false_alarms_per_hour
+    return _keras_tuner().Objective(name, direction=direction or DIRECTIONS[name])
+
+
+def score_on_stream(model, stream, chunk=250, threshold=0.5, false_alarm_cost=0.001):
+    """Runs `stream` through a Streamer, never reset; returns the trial's values
+    (`keras_resetfree.recipes.score`'s rules)."""
+    probs = recipes.probabilities(
+        recipes.stream_logits(model, stream.features, chunk=chunk)
+    )
+    scores = recipes.score(probs, stream, recipes.Detector(threshold), curve=False)
+    if stream.frame_rate:
+        false_alarms = scores["false_alarms_per_hour"]
     else:  # frames are not time: count confident noise frames per 1,000 frames instead
         noise = stream.labels == stream.noise_label
         false_alarms = (
@@ -64,10 +73,11 @@ def score_on_stream(
             else 0.0
         )
     return {
-        "stream_acc_p": acc_p,
+        "stream_acc_p": scores["acc_p"],
+        "segment_accuracy": scores["segment_accuracy"],
         "false_alarms_per_hour": false_alarms,
-        "noise_confidence": metrics.noise_confidence(stream.labels, probs),
-        "stream_score": stream_score(acc_p, false_alarms, false_alarm_cost),
+        "noise_confidence": scores["noise_confidence"],
+        "stream_score": stream_score(scores["acc_p"], false_alarms, false_alarm_cost),
     }
 
 
@@ -89,9 +99,10 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
     Args:
         train_stream: a `Stream` built with the temporal-intensity mask (it
             keeps the intensity that thresholds are applied to).
-        validation_stream: a long `Stream` labelled on its segment spans.
+        validation_stream: a long never-reset `Stream` (labelled by the mask of
+            its input, which also says where each decision is read).
         num_classes: number of classes.
-        families: family names for `keras_resetfree.experiment.build_model`;
+        families: family names for `keras_resetfree.recipes.build_model`;
             more than one makes the family a hyperparameter.
         units: widths; more than one makes the width a hyperparameter.
         kl_weight: (min, max) of the log-scale search.
@@ -100,8 +111,6 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
         window: training window, frames.
         epochs: epochs per trial (Hyperband overrides it).
         batch_size: windows per batch.
-        decision_mask: where to read each validation segment's decision
-            (default its last frame).
         false_alarm_cost: weight of false alarms per hour in `stream_score`.
         seed: seed of every trial's initialisation (combined with the trial's values).
 
@@ -125,7 +134,6 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
         window=200,
         epochs=5,
         batch_size=32,
-        decision_mask=None,
         false_alarm_cost=0.001,
         seed=0,
         **kwargs,
@@ -146,7 +154,6 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
         self.window = int(window)
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
-        self.decision_mask = decision_mask
         self.false_alarm_cost = float(false_alarm_cost)
         self.seed = int(seed)
 
@@ -161,8 +168,6 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
         return (self.seed + int(digest[:8], 16)) % (2**31)
 
     def build(self, hp):
-        from keras_resetfree.experiment import build_model
-
         keras.utils.set_random_seed(self._seed(hp))
         kl_weight = hp.Float(
             "kl_weight", self.kl_weight[0], self.kl_weight[1], sampling="log"
@@ -179,12 +184,12 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
             if len(self.units) > 1
             else self.units[0]
         )
-        model = build_model(
+        model = recipes.build_model(
             family,
             self.train_stream.features.shape[1],
             self.num_classes,
-            units,
-            adapt_on=self.train_stream.features,
+            size=units,
+            normalization=self.train_stream.features,
         )
         model.compile(
             optimizer=keras.optimizers.Adam(3e-3),
@@ -213,7 +218,6 @@ class ResetFreeHyperModel(_keras_tuner().HyperModel):
         values = score_on_stream(
             model,
             self.validation_stream,
-            self.decision_mask,
             false_alarm_cost=self.false_alarm_cost,
         )
         if not all(math.isfinite(v) for v in values.values()):
@@ -283,62 +287,49 @@ def plot_objective(tuner, path, name=None):
 def keyword_task_streams(task="kws", train_segments=1000, eval_segments=400, seed=0):
     """Training, validation and test streams of a keyword task, speakers disjoint.
 
-    Returns `(train, validation, validation_mask, test, test_mask, num_classes)`:
-    `train` carries temporal-intensity labels (and its intensity, for the
-    threshold search); `validation` and `test` are labelled on the utterance
-    spans, with the temporal-intensity mask of the same audio telling where
-    each decision is read.
+    Returns `(train, validation, test, num_classes)`: never-reset streams
+    labelled by the temporal-intensity mask of their input (`train` keeps
+    its intensity, for the threshold search), built by
+    `keras_resetfree.recipes.KeywordTask` (noise split in time, 5-20 dB SNR,
+    no augmentation). `kws` is Speech Commands' ten words; `fsdd` trains on
+    three of its five speakers, validates on one and tests on one.
     """
-    from keras_resetfree import datasets, streams
+    from keras_resetfree import datasets
+    from keras_resetfree.streams import Augmentation
 
     if task not in ("kws", "fsdd"):
         raise ValueError(
             f"keyword_task_streams supports 'kws' and 'fsdd', not {task!r}."
         )
-    noise = datasets.load_background_noise()
+    common = dict(
+        snr_db=(5.0, 20.0),
+        augmentation=Augmentation.none(),
+        segments_per_epoch=train_segments,
+        evaluation_segments=eval_segments,
+        seed=seed,
+    )
     if task == "kws":
+        keyword_task = recipes.load_keyword_task(unknown=False, silence=False, **common)
+    else:
+        every = datasets.load_fsdd(sample_rate=16000)
 
-        def split(name):
-            return datasets.load_speech_commands(
-                words=datasets.TEN_WORDS, unknown=False, silence=False, split=name
-            )
-
-        train_words, validation_words, test_words = (
-            split("train"),
-            split("validation"),
-            split("test"),
-        )
-    elif task == "fsdd":
-        # Three of the five speakers train, one validates, one tests.
         def split(speakers):
-            every = datasets.load_fsdd(sample_rate=16000)
             return every.subset(
                 [i for i, s in enumerate(every.speakers) if s in speakers]
             )
 
-        train_words = split({"george", "jackson", "lucas"})
-        validation_words, test_words = split({"nicolas"}), split({"theo"})
-    else:
-        raise ValueError(
-            f"keyword_task_streams supports 'kws' and 'fsdd', not {task!r}."
+        splits = {
+            "train": split({"george", "jackson", "lucas"}),
+            "validation": split({"nicolas"}),
+            "test": split({"theo"}),
+        }
+        noise = recipes.split_noise(datasets.load_background_noise())
+        keyword_task = recipes.KeywordTask(
+            splits, noise, list(every.label_names), **common
         )
-    common = {"noise": noise, "snr_db": (5.0, 20.0)}
-    train = streams.KeywordStream(
-        train_words, num_segments=train_segments, seed=seed, **common
-    ).build()
-
-    def evaluation(words, offset):
-        kwargs = dict(num_segments=eval_segments, seed=seed + offset, **common)
-        truth = streams.KeywordStream(words, mask="truth", **kwargs).build()
-        return truth, streams.KeywordStream(words, **kwargs).build().mask
-
-    validation, validation_mask = evaluation(validation_words, 1)
-    test, test_mask = evaluation(test_words, 2)
     return (
-        train,
-        validation,
-        validation_mask,
-        test,
-        test_mask,
-        len(train_words.label_names),
+        keyword_task.train_stream(0),
+        keyword_task.evaluation_stream("validation"),
+        keyword_task.evaluation_stream("test"),
+        keyword_task.num_classes,
     )

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_resetfree import experiment
+from keras_resetfree import experiment, recipes
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_reset_logits_equal_a_streamer_reset_at_the_same_frames(smnist):
     model, _ = experiment.train_model(smnist, "gru", "classic", "smoke")
     features = smnist.test.features
     resets = smnist.test.segments[:, 0]
-    batched = experiment.stream_logits(model, features, resets)
+    batched = recipes.stream_logits(model, features, resets)
     streamer = Streamer(model)
     bounds = [0, *[int(r) for r in resets if r > 0], len(features)]
     pieces = []
@@ -44,37 +44,29 @@ def test_reset_logits_equal_a_streamer_reset_at_the_same_frames(smnist):
         streamer.reset()
         pieces.append(streamer.run(features[None, a:b], chunk_size=b - a)[0])
     np.testing.assert_allclose(batched, np.concatenate(pieces), atol=1e-5)
-    never = experiment.stream_logits(model, features)
+    never = recipes.stream_logits(model, features)
     assert not np.allclose(never, batched, atol=1e-3)  # resets matter
 
 
-def test_cli_train_and_evaluate(shared_data, tmp_path, capsys):
+def test_cli_experiment(shared_data, tmp_path, capsys):
     from keras_resetfree.cli import main
 
-    path = tmp_path / "model.keras"
+    out = tmp_path / "result.json"
+    args = [
+        "experiment",
+        "--task",
+        "smnist",
+        "--size",
+        "smoke",
+        "--families",
+        "vanilla_rnn",
+    ]
+    assert main([*args, "--methods", "reset_free", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "vanilla_rnn reset_free" in printed
+    saved = json.loads(out.read_text())
     assert (
-        main(
-            [
-                "train",
-                "--task",
-                "smnist",
-                "--size",
-                "smoke",
-                "--family",
-                "vanilla_rnn",
-                "--out",
-                str(path),
-            ]
-        )
-        == 0
-    )
-    assert main(
-        ["evaluate", "--task", "smnist", "--size", "smoke", "--model", str(path), "--json", str(tmp_path / "s.json")]
-    ) == 0  # fmt: skip
-    out = capsys.readouterr().out
-    assert "none reset |    12 segments" in out
-    assert (
-        json.loads((tmp_path / "s.json").read_text())["none"]["by_length"]["12"][
+        saved["runs"]["vanilla_rnn/reset_free"]["eval"]["none"]["by_length"]["12"][
             "frames"
         ]
         > 0

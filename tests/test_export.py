@@ -4,7 +4,7 @@ import pytest
 
 from keras_resetfree import ResetFreeLoss, Streamer, export, layers, metrics, streams
 from keras_resetfree.cli import FAMILIES as CLASSIFIERS
-from keras_resetfree.cli import build_model
+from keras_resetfree.recipes import build_model
 from tests.families import FAMILIES, stacked_model
 from tests.test_streams import _noise, _tone_words
 

@@ -1,4 +1,4 @@
-"""The Arduino sketch's portable C++ (tflite/resetfree_kws) against the library, on the host."""
+"""The Arduino sketch's portable C++ (keras_resetfree/export/resetfree_kws) against the library, on the host."""
 
 import ctypes
 import re
@@ -15,7 +15,7 @@ from keras_resetfree.export import sketch
 from tests.audio_signals import on_off_signal
 
 ROOT = Path(__file__).resolve().parents[1]
-SKETCH = ROOT / "tflite" / "resetfree_kws"
+SKETCH = ROOT / "keras_resetfree" / "export" / "resetfree_kws"
 SHIM = Path(__file__).parent / "native" / "sketch_shim.cpp"
 CXX = shutil.which("g++") or shutil.which("c++")
 PORTABLE_SOURCES = (

@@ -2,7 +2,7 @@
 
 Conversion uses TensorFlow; a model made on JAX or PyTorch is converted in a
 TensorFlow-backend subprocess. `write_sketch` writes the model-specific files
-of the Arduino keyword-spotting sketch in `tflite/resetfree_kws`.
+of the Arduino keyword-spotting sketch in `keras_resetfree/export/resetfree_kws`.
 """
 
 from keras_resetfree.export.c_array import write_c_array

@@ -116,7 +116,7 @@ def _warn_if_normalization_first(model):
         warnings.warn(
             f"The model starts with a Normalization layer ({first.name}): in int8 its raw input "
             "gets one scale for every feature, coarse for features of small range. Standardise "
-            "outside the model (in float, e.g. on the board as tflite/resetfree_kws does) and "
+            "outside the model (in float, e.g. on the board as the resetfree_kws sketch does) and "
             "convert the model behind the normalization.",
             stacklevel=3,
         )

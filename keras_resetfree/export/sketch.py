@@ -1,4 +1,4 @@
-"""The model-specific files of the Arduino keyword-spotting sketch (`tflite/resetfree_kws`).
+"""The model-specific files of the Arduino keyword-spotting sketch (`keras_resetfree/export/resetfree_kws`).
 
 The sketch's own sources (audio front end, detector, `.ino`) are fixed; what
 changes with the model is written here: the model as a C array, an op
@@ -109,7 +109,7 @@ def _standardization(normalization, size):
 def write_feature_config(folder, mfcc, normalization=None):
     """Writes `feature_config.h` and `feature_config.cpp`: the tables of an MFCC layer, for the board.
 
-    The board's front end (`tflite/resetfree_kws/audio_frontend.cpp`) reads
+    The board's front end (`keras_resetfree/export/resetfree_kws/audio_frontend.cpp`) reads
     the window, twiddle factors, mel filters (as per-filter runs of non-zero
     weights) and DCT from these, so it computes the numbers of `mfcc`.
 
@@ -207,7 +207,7 @@ def write_sketch(
 ):
     """Writes the model-specific files of the keyword-spotting sketch into `folder`.
 
-    `folder` is a copy of `tflite/resetfree_kws` (or that folder itself):
+    `folder` is a copy of `keras_resetfree/export/resetfree_kws` (or that folder itself):
     this writes `model_data.cpp/.h` (the model, 16-byte aligned),
     `model_ops.h` (a `MicroMutableOpResolver` of exactly the model's ops),
     `feature_config.h/.cpp` (the MFCC tables and standardisation) and

@@ -1,6 +1,13 @@
 """Continual-inference metrics: acc_f, acc_p, noise confidence, detection scoring."""
 
-from keras_resetfree.metrics.detection import DetectionScores, detect, score_detections
+from keras_resetfree.metrics.detection import (
+    DetectionScores,
+    detect,
+    fire,
+    match_detections,
+    score_detections,
+    smoothed_posteriors,
+)
 from keras_resetfree.metrics.frame_metrics import (
     DecisionAccuracy,
     FrameAccuracy,
@@ -21,9 +28,12 @@ __all__ = [
     "decision_accuracy",
     "decision_frames",
     "detect",
+    "fire",
+    "match_detections",
     "frame_accuracy",
     "noise_confidence",
     "score_detections",
     "segment_decision_frames",
+    "smoothed_posteriors",
     "stream_decision_accuracy",
 ]

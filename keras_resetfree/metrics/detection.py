@@ -53,24 +53,39 @@ def detect(
     Returns:
         A list of `(frame, class)`.
     """
+    best, peak = smoothed_posteriors(probs, smoothing_frames, ignore_classes)
+    return fire(best, peak, threshold, refractory_frames)
+
+
+def fire(best, peak, threshold, refractory_frames=50):
+    """Detections `(frame, class)` from `smoothed_posteriors` at one threshold."""
+    above = np.flatnonzero(peak > threshold)
+    detections, position = [], 0
+    # One step per detection, not per frame above the threshold: a sweep of
+    # thresholds over an hour-long stream stays fast.
+    while position < len(above):
+        frame = int(above[position])
+        detections.append((frame, int(best[frame])))
+        position = int(np.searchsorted(above, frame + refractory_frames, side="right"))
+    return detections
+
+
+def smoothed_posteriors(probs, smoothing_frames=5, ignore_classes=()):
+    """The causal moving average of `detect`: `(best class, its smoothed posterior)` per frame."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
         raise ValueError(
             f"detect expects (frames, classes) probabilities, got shape {probs.shape}."
         )
+    if int(smoothing_frames) < 1:
+        raise ValueError(f"smoothing_frames must be >= 1, got {smoothing_frames}.")
     total = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
     start = np.maximum(np.arange(len(probs)) + 1 - smoothing_frames, 0)
     smoothed = (total[1:] - total[start]) / (np.arange(len(probs)) + 1 - start)[:, None]
-    if ignore_classes:
+    if len(ignore_classes):
         smoothed[:, list(ignore_classes)] = 0.0
     best = smoothed.argmax(-1)
-    above = smoothed[np.arange(len(probs)), best] > threshold
-    detections, quiet_until = [], -1
-    for frame in np.flatnonzero(above):
-        if frame > quiet_until:
-            detections.append((int(frame), int(best[frame])))
-            quiet_until = frame + refractory_frames
-    return detections
+    return best, smoothed[np.arange(len(probs)), best]
 
 
 def score_detections(
@@ -101,6 +116,13 @@ def score_detections(
     detections = detect(
         probs, threshold, smoothing_frames, refractory_frames, ignore_classes
     )
+    hours = len(probs) / frame_rate / 3600.0
+    return match_detections(detections, segments, hours, tolerance_frames)
+
+
+def match_detections(detections, segments, hours, tolerance_frames=25):
+    """`DetectionScores` of `detections` `(frame, class)` against `segments` (see
+    `score_detections`)."""
     segments = np.asarray(segments).reshape(-1, 3)
     hit = np.zeros(len(segments), dtype=bool)
     false_alarms = 0
@@ -115,7 +137,6 @@ def score_detections(
             hit[np.flatnonzero(inside)[0]] = True
         else:
             false_alarms += 1
-    hours = len(probs) / frame_rate / 3600.0
     return DetectionScores(
         int(hit.sum()), int((~hit).sum()), false_alarms, hours, detections
     )

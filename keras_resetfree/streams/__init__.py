@@ -1,5 +1,6 @@
 """Continual streams: segments with noise between them, every frame labelled."""
 
+from keras_resetfree.streams.augmentation import Augmentation
 from keras_resetfree.streams.delivery import StreamWindows, to_tf_dataset
 from keras_resetfree.streams.image_stream import FASHION_CLASSES, image_stream
 from keras_resetfree.streams.keyword_stream import KeywordStream
@@ -8,6 +9,7 @@ from keras_resetfree.streams.stream import Stream, frame_span
 from keras_resetfree.streams.template_stream import template_stream
 
 __all__ = [
+    "Augmentation",
     "FASHION_CLASSES",
     "KeywordStream",
     "Stream",

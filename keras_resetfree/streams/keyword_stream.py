@@ -41,6 +41,11 @@ class KeywordStream:
             framed like `features`.
         classes: restrict to these label indices (default all).
         noise_label: label of noise frames.
+        noise_classes: classes whose utterances are mixed in like the others
+            but whose frames are all noise frames (uniform target), e.g.
+            `_silence_`; their segments are kept, so scoring sees them.
+        augmentation: a `keras_resetfree.streams.Augmentation` drawn per
+            utterance (time shift, speed, block gain), or None.
         seed: seed of every draw (order, gaps, SNRs, noise offsets).
         context_seconds: audio history given to each block's computation.
         keep_waveform: keep the mixed audio in the Streams (for plots).
@@ -58,6 +63,8 @@ class KeywordStream:
         mask="temporal_intensity",
         classes=None,
         noise_label=-1,
+        noise_classes=(),
+        augmentation=None,
         seed=0,
         context_seconds=2.0,
         keep_waveform=False,
@@ -92,6 +99,8 @@ class KeywordStream:
                 f"No utterance of classes {self.classes.tolist()} in the dataset."
             )
         self.noise_label = noise_label
+        self.noise_classes = tuple(int(c) for c in noise_classes)
+        self.augmentation = augmentation
         self.seed = seed
         self.context = int(math.ceil(context_seconds * self.sample_rate / step)) * step
         self.keep_waveform = keep_waveform
@@ -125,17 +134,32 @@ class KeywordStream:
             gap = noise(int(rng.uniform(*self.gap_seconds) * self.sample_rate))
             choice = int(self.pool[rng.integers(self.pool.size)])
             utterance = self.dataset.waveforms[choice]
-            active = utterance[np.abs(utterance) > 0.1 * np.abs(utterance).max()]
-            power = max(float(np.mean(active**2)), 1e-12)
+            if self.augmentation is not None:
+                utterance = self.augmentation.utterance(
+                    utterance, self.sample_rate, rng
+                )
+            peak = float(np.abs(utterance).max()) if len(utterance) else 0.0
+            if peak == 0.0:
+                path = self.dataset.paths[choice] if self.dataset.paths else ""
+                raise ValueError(
+                    f"Utterance {choice} ({path or 'no file'}) of class "
+                    f"{self.dataset.label_names[self.dataset.labels[choice]]!r} is "
+                    "silent (all samples zero): its SNR cannot be set. Remove it "
+                    "from the dataset."
+                )
+            active = utterance[np.abs(utterance) > 0.1 * peak]
+            power = float(np.mean(active**2))
             noise_power = (
                 self.noise_rms**2 if self.noise is not None else _DITHER_RMS**2
             )
             snr = rng.uniform(*self.snr_db)
             gain = math.sqrt(noise_power / power * 10 ** (snr / 10))
-            mixed = np.clip(noise(len(utterance)) + gain * utterance, -1.0, 1.0)
+            block = np.concatenate([gap, noise(len(utterance)) + gain * utterance])
+            if self.augmentation is not None:
+                block = block * self.augmentation.block_gain(rng)
             start = position + len(gap)
             yield (
-                np.concatenate([gap, mixed]).astype("float32"),
+                np.clip(block, -1.0, 1.0).astype("float32"),
                 (
                     start,
                     start + len(utterance),
@@ -170,6 +194,8 @@ class KeywordStream:
             labels = np.full(len(frames), self.noise_label, "int32")
             done = [s for s in pending if s[1] <= count]
             for first, end, label in pending:
+                if label in self.noise_classes:
+                    continue
                 hit = (frames >= first) & (frames < end)
                 inside |= hit
                 labels[hit] = label
@@ -201,6 +227,7 @@ class KeywordStream:
                 self.sample_rate,
                 self.noise_label,
                 intensity,
+                self.noise_classes,
             )
             pending = [s for s in pending if s[1] > count]
             next_frame = count

@@ -27,6 +27,8 @@ class Stream:
         intensity: `(frames,)` the temporal-intensity mask's n_t before its
             threshold, when the stream was built with that mask
             (`with_mask_threshold` relabels from it).
+        noise_classes: classes whose segments are all noise frames (e.g.
+            `_silence_`): scored as segments, trained towards uniform.
     """
 
     features: np.ndarray
@@ -39,6 +41,7 @@ class Stream:
     sample_rate: int = None
     noise_label: int = -1
     intensity: np.ndarray = None
+    noise_classes: tuple = ()
 
     def __len__(self):
         return len(self.labels)
@@ -64,6 +67,7 @@ class Stream:
             None
             if any(p.intensity is None for p in pieces)
             else np.concatenate([p.intensity for p in pieces]),
+            first.noise_classes,
         )
 
     def with_mask_threshold(self, threshold):
@@ -77,6 +81,8 @@ class Stream:
         mask = (self.intensity > 1.0 - threshold).astype("float32")
         labels = np.full(len(self), self.noise_label, "int32")
         for start, end, label in self.segments:
+            if label in self.noise_classes:
+                continue
             span = slice(start, end)
             labels[span] = np.where(mask[span] > 0, label, self.noise_label)
         return dataclasses.replace(self, mask=mask, labels=labels)

@@ -1,4 +1,4 @@
-// C entry points to the sketch's portable sources (tflite/resetfree_kws), so
+// C entry points to the sketch's portable sources (keras_resetfree/export/resetfree_kws), so
 // tests/test_sketch.py can run them on the host through ctypes.
 #include <stdint.h>
 

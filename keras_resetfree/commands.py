@@ -1,0 +1,385 @@
+"""What each `resetfree` command does, given its parsed arguments (`cli.py` only parses).
+
+Every command builds, trains, scores and converts through `keras_resetfree.recipes`.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _fail(message):
+    raise SystemExit(f"error: {message}")
+
+
+def _check_writable(path, option):
+    """Fails before any work when `path` (a file or folder to write) cannot be written."""
+    parent = Path(path).resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        _fail(f"{option} {path}: folder {parent} is not writable.")
+
+
+def _print_scores(scores, prefix=""):
+    rates = [k for k in scores if k.startswith(f"{prefix}frr_at_")]
+    print(
+        f"segment accuracy {100 * scores[prefix + 'segment_accuracy']:.1f} %  acc_p "
+        f"{100 * scores[prefix + 'acc_p']:.1f} %  acc_f {100 * scores[prefix + 'acc_f']:.1f} %  "
+        f"noise confidence {scores[prefix + 'noise_confidence']:.2f}"
+    )
+    if prefix + "hit_rate" in scores:
+        print(
+            f"calibrated detector: hit rate {100 * scores[prefix + 'hit_rate']:.1f} %, false-reject "
+            f"rate {100 * scores[prefix + 'false_reject_rate']:.1f} %, "
+            f"{scores[prefix + 'false_alarms_per_hour']:.1f} false alarms per hour"
+        )
+    if rates:
+        print(
+            "false-reject rate at "
+            + ", ".join(
+                f"{k[len(prefix) + 7 :]} FA/h: {100 * scores[k]:.1f} %" for k in rates
+            )
+        )
+
+
+def demo(args):
+    """Synthesized keywords -> never-reset streams -> the recipe's training -> streaming
+    evaluation (-> int8 sketch)."""
+    import keras
+    import numpy as np
+
+    from keras_resetfree import datasets, recipes
+    from keras_resetfree.recipes.tasks import KeywordTask, split_noise
+    from keras_resetfree.streams import Augmentation
+
+    if args.sketch:
+        _check_writable(Path(args.sketch) / "x", "--sketch")
+    keras.utils.set_random_seed(args.seed)
+    start = time.perf_counter()
+    corpus = datasets.synthesize_keywords(args.words, args.per_word, seed=args.seed)
+    part = [
+        datasets.speaker_partition(v, args.validation_percent, args.test_percent)
+        for v in corpus.speakers
+    ]
+    splits = {
+        name: corpus.subset([i for i, p in enumerate(part) if p == name])
+        for name in ("train", "validation", "test")
+    }
+    empty = [name for name, split in splits.items() if not len(split)]
+    if empty:
+        _fail(
+            f"{len(corpus)} utterances leave no voice for {', '.join(empty)}; raise --per-word "
+            "or change --validation-percent / --test-percent."
+        )
+    try:
+        noise, noise_name = (
+            datasets.load_background_noise(),
+            "Speech Commands _background_noise_",
+        )
+    except FileNotFoundError:
+        noise, noise_name = None, "silence (no data folder found)"
+    task = KeywordTask(
+        splits,
+        split_noise(noise),
+        list(args.words),
+        snr_db=(args.snr_min, args.snr_max),
+        augmentation=Augmentation() if args.augment else Augmentation.none(),
+        segments_per_epoch=args.train_segments,
+        evaluation_segments=args.test_segments,
+        mask=args.mask,
+        seed=args.seed,
+    )
+    print(
+        f"backend {keras.backend.backend()} | {len(args.words)} keywords synthesized with espeak-ng: "
+        f"{len(splits['train'])} utterances for training, {len(splits['validation'])} for "
+        f"validation, {len(splits['test'])} from held-out voices | noise: {noise_name}"
+    )
+    if args.plot:
+        from keras_resetfree import streams
+
+        streams.plot_stream(
+            streams.KeywordStream(
+                splits["test"], noise=task.noise["test"], num_segments=8,
+                snr_db=task.snr_db, seed=args.seed + 2, keep_waveform=True,
+            ).build(),
+            args.plot,
+            title="test stream: waveform, MFCC, mask and labels",
+        )  # fmt: skip
+        print(f"plot of the stream: {args.plot}")
+    config = recipes.RecipeConfig(
+        words=list(args.words),
+        unknown=False,
+        silence=False,
+        family=args.family,
+        size=args.units,
+        segments_per_epoch=args.train_segments,
+        evaluation_segments=args.test_segments,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        learning_rate=args.learning_rate,
+        kl_weight=args.kl_weight,
+        window=args.window,
+        target_false_alarms_per_hour=args.target_false_alarms,
+        seed=args.seed,
+    )
+    spotter = recipes.train_spotter(config, task, verbose=2 if args.verbose else 0)
+    print(
+        f"trained {spotter.scores['epochs']} epochs (best kept) in "
+        f"{time.perf_counter() - start:.0f} s (data included)"
+    )
+    test = task.evaluation_stream("test")
+    streamed = recipes.stream_logits(spotter.model, test.features, chunk=args.chunk)
+    print(
+        f"never-reset test stream of held-out voices ({len(test) / test.frame_rate / 60:.1f} min, "
+        f"{len(test.segments)} words, chunks of {args.chunk} frames):"
+    )
+    _print_scores(spotter.scores, "test_")
+    whole = keras.ops.convert_to_numpy(
+        spotter.model.predict(test.features[None], verbose=0)
+    )[0]
+    print(
+        f"streamed vs whole-stream logits: max |difference| {np.abs(whole - streamed).max():.2e}"
+    )
+    if not np.isfinite(streamed).all():
+        print("error: non-finite outputs on the stream", file=sys.stderr)
+        return 1
+    if args.sketch:
+        _write_sketch(spotter, task, args.sketch, "int8")
+    return 0
+
+
+def _write_sketch(spotter, task, folder, quantize):
+    from keras_resetfree import export, features
+    from keras_resetfree.recipes import deploy
+
+    calibration = task.train_stream(0)
+    conversion = deploy.convert_spotter(
+        spotter, calibration, quantize, check=task.evaluation_stream("test")
+    )
+    report = export.inspect(conversion.data)
+    mfcc = task.features or features.MFCC(task.sample_rate)
+    written = deploy.write_spotter_sketch(spotter, conversion, folder, mfcc, report)
+    print(
+        f"{quantize} TFLite Micro model on the never-reset test stream: argmax agreement with "
+        f"float {100 * conversion.agreement:.1f} % of informative frames, segment accuracy "
+        f"{100 * conversion.scores['segment_accuracy']:.1f} % (float "
+        f"{100 * spotter.scores['test_segment_accuracy']:.1f} %); flash {report.flash_bytes:,} B, "
+        f"arena {report.arena_bytes:,} B, state {report.state_bytes} B"
+    )
+    print(
+        f"sketch written to {folder}: {len(written)} model files and the sketch sources; detector "
+        f"threshold {spotter.detector.threshold:.4g}, smoothing {spotter.detector.smoothing} frames"
+    )
+
+
+def train(args):
+    """Trains a keyword spotter from a config file and/or options; writes the spotter folder."""
+    from keras_resetfree import recipes
+
+    overrides = {
+        "data": args.data,
+        "words": args.words,
+        "family": args.family,
+        "size": args.size,
+        "depth": args.depth,
+        "max_epochs": args.max_epochs,
+        "target_false_alarms_per_hour": args.target_false_alarms,
+        "seed": args.seed,
+    }
+    try:
+        if args.config:
+            config = recipes.load_config(args.config, **overrides)
+        else:
+            config = recipes.RecipeConfig(
+                **{k: v for k, v in overrides.items() if v is not None}
+            )
+    except (ValueError, FileNotFoundError) as error:
+        _fail(f"{'--config ' + args.config + ': ' if args.config else ''}{error}")
+    _check_writable(args.out, "--out")
+    spotter = recipes.train_spotter(config, verbose=2 if args.verbose else 1)
+    spotter.save(args.out)
+    _print_scores(spotter.scores, "test_")
+    print(f"saved {args.out} (model.keras, spotter.json)")
+    return 0
+
+
+def evaluate(args):
+    """Scores a spotter folder on its task's never-reset test stream: the trade-off summary."""
+    import numpy as np
+
+    from keras_resetfree import recipes
+
+    try:
+        spotter = recipes.Spotter.load(args.model)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(f"--model: {error}")
+    config = spotter.config
+    if args.data:
+        config.data = args.data
+    task = recipes.spotter.load_task(config)
+    test = task.evaluation_stream("test", num_segments=args.segments)
+    probs = recipes.probabilities(recipes.stream_logits(spotter.model, test.features))
+    scores = recipes.score(probs, test, spotter.detector)
+    print(
+        f"test stream: {len(test.segments)} utterances, {scores['hours']:.2f} h, never reset; "
+        f"detector threshold {spotter.detector.threshold:.4g}, smoothing {spotter.detector.smoothing}"
+    )
+    _print_scores(scores)
+    result = {"test": scores}
+    if args.false_alarm_hours:
+        quiet = task.false_alarm_stream("test", args.false_alarm_hours)
+        quiet_probs = recipes.probabilities(
+            recipes.stream_logits(spotter.model, quiet.features)
+        )
+        found = recipes.scoring.detections(quiet_probs, quiet, spotter.detector)
+        print(
+            f"noise and unknown words only ({found.hours:.2f} h): {found.false_alarms} false alarms, "
+            f"{found.false_alarms_per_hour:.2f} per hour"
+        )
+        result["false_alarm_stream"] = {
+            "hours": found.hours,
+            "false_alarms": found.false_alarms,
+            "false_alarms_per_hour": found.false_alarms_per_hour,
+        }
+    if args.plot:
+        curve = recipes.tradeoff(probs, test, spotter.detector.smoothing)
+        recipes.plot_tradeoff({config.family: curve}, args.plot)
+        print(f"trade-off plot: {args.plot}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=float))
+    return 0 if np.isfinite(probs).all() else 1
+
+
+def tune(args):
+    """KerasTuner search of kl_weight and the mask threshold on a keyword task."""
+    import keras_tuner
+
+    from keras_resetfree import tuning
+
+    train_stream, validation, _, classes = tuning.keyword_task_streams(
+        args.task, args.train_segments, args.eval_segments, args.seed
+    )
+    hypermodel = tuning.ResetFreeHyperModel(
+        train_stream, validation, classes, families=args.families, units=args.units,
+        epochs=args.epochs, seed=args.seed,
+    )  # fmt: skip
+    tuner_class = {
+        "random": keras_tuner.RandomSearch,
+        "bayesian": keras_tuner.BayesianOptimization,
+    }[args.tuner]
+    tuner = tuner_class(
+        hypermodel,
+        objective=tuning.objective(),
+        max_trials=args.trials,
+        seed=args.seed,
+        directory=args.directory,
+        project_name=args.task,
+        overwrite=False,  # an interrupted search resumes where it stopped
+    )
+    tuner.search()
+    out = Path(args.directory) / args.task
+    table = tuning.trials_table(tuner)
+    (out / "trials.md").write_text(table + "\n")
+    tuning.plot_objective(tuner, out / "objective_vs_kl_weight.png")
+    print(table)
+    best = tuner.get_best_hyperparameters()[0]
+    print(f"best: {best.values}; table and plot in {out}")
+    return 0
+
+
+def convert(args):
+    """Converts a spotter folder or a .keras model to a stateful TFLite (Micro) step model."""
+    import keras
+    import numpy as np
+
+    from keras_resetfree import export, recipes
+    from keras_resetfree.recipes import deploy
+
+    _check_writable(args.out, "--out")
+    path = Path(args.model)
+    normalization = None
+    if path.is_dir():
+        try:
+            spotter = recipes.Spotter.load(path)
+        except (FileNotFoundError, ValueError) as error:
+            _fail(f"model {path}: {error}")
+        calibration = None
+        if args.calibration is None and args.quantize != "float":
+            calibration = recipes.spotter.load_task(spotter.config).train_stream(0)
+        if args.calibration is not None:
+            _fail(
+                "a spotter folder calibrates on its own training stream; drop --calibration."
+            )
+        conversion = deploy.convert_spotter(
+            spotter, calibration, args.quantize, state=args.state
+        )
+        data, normalization = conversion.data, conversion.normalization
+    else:
+        if not path.is_file():
+            _fail(f"model {path}: no such file.")
+        model = keras.saving.load_model(path)
+        stream = None
+        if args.calibration:
+            stream = np.load(args.calibration)
+            if (
+                stream.ndim not in (2, 3)
+                or stream.shape[-1] != model.inputs[0].shape[-1]
+            ):
+                _fail(
+                    f"--calibration holds an array of shape {stream.shape}; the model takes "
+                    f"(frames, {model.inputs[0].shape[-1]}) features."
+                )
+        try:
+            data = export.to_tflite(
+                model, stream, quantize=args.quantize,
+                frames_per_step=args.frames_per_step, state=args.state,
+            )  # fmt: skip
+        except ValueError as error:
+            _fail(str(error))
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out} ({len(data):,} B)")
+    if normalization is not None:
+        mean = np.ravel(keras.ops.convert_to_numpy(normalization.mean))
+        variance = np.ravel(keras.ops.convert_to_numpy(normalization.variance))
+        stats = Path(args.out).with_suffix(".normalization.json")
+        stats.write_text(
+            json.dumps({"mean": mean.tolist(), "variance": variance.tolist()})
+        )
+        print(
+            f"the model takes standardised features: (x - mean) / sqrt(variance), statistics in "
+            f"{stats} (the sketch applies them in float)"
+        )
+    if args.c_array:
+        cc, header = export.write_c_array(data, args.c_array, name=args.name)
+        print(f"wrote {cc} and {header} (array {args.name})")
+    print(export.inspect(data).summary())
+    return 0
+
+
+def sketch(args):
+    """Writes the complete Arduino sketch folder for a spotter folder."""
+    from keras_resetfree import recipes
+
+    try:
+        spotter = recipes.Spotter.load(args.model)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(f"model {args.model}: {error}")
+    _check_writable(Path(args.out) / "x", "--out")
+    task = recipes.spotter.load_task(spotter.config)
+    _write_sketch(spotter, task, args.out, args.quantize)
+    return 0
+
+
+def experiment(args):
+    """The paper's protocol on one task: each family trained each way, scored never reset."""
+    from keras_resetfree import experiment as protocol
+
+    if args.out:
+        _check_writable(args.out, "--out")
+    protocol.run(
+        args.task, args.families, args.methods, args.size, args.seed, out=args.out
+    )
+    return 0

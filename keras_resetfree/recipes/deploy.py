@@ -1,0 +1,117 @@
+"""From a trained spotter to a board: int8 conversion with its own calibration stream, checks,
+and the complete Arduino sketch folder."""
+
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_resetfree.recipes import scoring
+from keras_resetfree.recipes.spotter import split_normalization
+
+# The sketch's sources, shipped inside the package (the wheel has them too).
+SKETCH_NAME = "resetfree_kws"
+# Files `write_sketch` generates for each model: not copied from the template.
+GENERATED = {
+    "model_data.cpp",
+    "model_data.h",
+    "model_ops.h",
+    "feature_config.cpp",
+    "feature_config.h",
+    "model_settings.h",
+}
+
+
+def sketch_template():
+    """The folder of the packaged sketch sources (`resetfree_kws.ino` and its C++)."""
+    return Path(str(resources.files("keras_resetfree.export") / SKETCH_NAME))
+
+
+@dataclass
+class Conversion:
+    """A converted spotter: the `.tflite` bytes, the Normalization the board applies in
+    float before them (or None), and the agreement with float on a stream."""
+
+    data: bytes
+    normalization: object
+    quantize: str
+    agreement: float = float("nan")
+    scores: dict = None
+    report: object = None
+
+
+def standardize(normalization, features):
+    """Features as the converted model takes them (after the board's float Normalization)."""
+    if normalization is None:
+        return np.asarray(features, "float32")
+    return keras.ops.convert_to_numpy(normalization(np.asarray(features, "float32")))
+
+
+def convert_spotter(
+    spotter, calibration, quantize="int8", check=None, state="internal"
+):
+    """Converts a spotter's model to a stateful TFLite (Micro) step model.
+
+    A model that starts with a `Normalization` (what `resetfree train` writes)
+    is split: the board standardises in float (the sketch does), and the
+    step model behind it is converted, so the int8 input scale is not spent
+    on raw MFCC ranges. `calibration` is a never-reset training `Stream` (its
+    features are the representative data). With a `check` stream, the
+    TFLite Micro outputs are compared with the float model's on it.
+    """
+    from keras_resetfree import export
+
+    normalization, classifier = split_normalization(spotter.model)
+    data = export.to_tflite(
+        classifier,
+        standardize(normalization, calibration.features)
+        if quantize != "float"
+        else None,
+        quantize=quantize,
+        state=state,
+    )
+    result = Conversion(data, normalization, quantize)
+    if check is not None and state == "internal":
+        reference = scoring.stream_logits(spotter.model, check.features)
+        micro = export.MicroStepper(data).run(
+            standardize(normalization, check.features)
+        )
+        informative = check.labels != check.noise_label
+        result.agreement = float(
+            np.mean(micro.argmax(-1)[informative] == reference.argmax(-1)[informative])
+        )
+        result.scores = scoring.score(
+            scoring.probabilities(micro), check, spotter.detector, curve=False
+        )
+    return result
+
+
+def write_spotter_sketch(spotter, conversion, folder, mfcc, report=None):
+    """Writes the complete sketch folder: the packaged sources, then the model, its MFCC
+    tables and standardisation, labels and the spotter's calibrated detector."""
+    from keras_resetfree import export
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sketch_template().iterdir():
+        if source.name in GENERATED or source.suffix not in (".ino", ".cpp", ".h"):
+            continue
+        # The Arduino IDE wants the .ino named after its folder.
+        name = f"{folder.name}.ino" if source.suffix == ".ino" else source.name
+        shutil.copyfile(source, folder / name)
+    detector = spotter.detector
+    return export.write_sketch(
+        conversion.data,
+        folder,
+        mfcc,
+        spotter.label_names,
+        conversion.normalization,
+        threshold=detector.threshold,
+        smoothing_frames=detector.smoothing,
+        refractory_frames=detector.refractory,
+        ignore_classes=spotter.ignore_classes,
+        report=report,
+    )

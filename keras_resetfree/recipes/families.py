@@ -1,0 +1,100 @@
+"""The family registry: one `build_model` for every recurrent family, sizes by name."""
+
+import keras
+
+from keras_resetfree import layers
+
+FAMILIES = ("vanilla_rnn", "gru", "lstm", "ssm", "spiking")
+
+# Width of each recurrent layer by size name. Spiking layers get twice the
+# neurons: a spiking neuron carries one bit per frame, and at twice the width
+# its weights still cost about what a GRU's do.
+SIZES = {"tiny": 32, "small": 48, "base": 64, "large": 96}
+
+
+def units_for(family, size):
+    """Recurrent width of `family` at `size` (a name in `SIZES`, or an int)."""
+    _check_family(family)
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"Unknown size {size!r}; choose from {list(SIZES)}.")
+        size = SIZES[size]
+        if family == "spiking":
+            size *= 2
+    if int(size) <= 0:
+        raise ValueError(
+            f"size must be a name in {list(SIZES)} or units > 0, got {size}."
+        )
+    return int(size)
+
+
+def _check_family(family):
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown family {family!r}; choose from {FAMILIES}.")
+
+
+def _recurrent(family, units):
+    if family == "vanilla_rnn":
+        return layers.VanillaRNN(units)
+    if family == "gru":
+        return layers.GRU(units)
+    if family == "lstm":
+        return layers.LSTM(units)
+    if family == "ssm":
+        return layers.SSM(units, state_size=max(units // 2, 1))
+    return layers.SpikingRNN(units, threshold=0.02)
+
+
+def build_model(
+    family,
+    num_features,
+    num_classes,
+    size="base",
+    depth=1,
+    projection=None,
+    normalization=None,
+    name=None,
+):
+    """A per-frame classifier: [Normalization] -> [projection] -> recurrent x depth -> logits.
+
+    Args:
+        family: one of `FAMILIES`.
+        num_features: features per frame.
+        num_classes: outputs per frame (logits).
+        size: a name in `SIZES` or the recurrent width (units; neurons for spiking).
+        depth: recurrent layers stacked (1 or more).
+        projection: width of a linear input projection before the first
+            recurrent layer (None: none). It shrinks the first input kernel
+            when the features are wider than the recurrent layer.
+        normalization: None, a `keras.layers.Normalization` (adapted or
+            not), or an array of training features to adapt one on.
+        name: the model's name (default the family).
+
+    Returns:
+        A functional `keras.Model` from `(batch, frames, num_features)` to
+        `(batch, frames, num_classes)` logits: spiking models read out with
+        `LeakyReadout`, the others with `Dense`.
+    """
+    _check_family(family)
+    units = units_for(family, size)
+    if int(depth) < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}.")
+    if projection is not None and int(projection) <= 0:
+        raise ValueError(f"projection must be a width > 0 or None, got {projection}.")
+    inputs = keras.Input((None, int(num_features)))
+    x = inputs
+    if normalization is not None:
+        if not isinstance(normalization, keras.layers.Normalization):
+            data = normalization
+            normalization = keras.layers.Normalization(axis=-1)
+            normalization.adapt(data)
+        x = normalization(x)
+    if projection is not None:
+        x = keras.layers.Dense(int(projection), name="projection")(x)
+    for _ in range(int(depth)):
+        x = _recurrent(family, units)(x)
+    if family == "spiking":
+        logits = layers.LeakyReadout(int(num_classes))(x)
+    else:
+        logits = keras.layers.Dense(int(num_classes), name="logits")(x)
+    return keras.Model(inputs, logits, name=name or family)

@@ -1,0 +1,334 @@
+"""The keyword-spotting recipe end to end: config -> task -> model -> training -> calibration.
+
+A `Spotter` is what `resetfree train` writes and `evaluate`, `convert` and
+`sketch` read: a folder holding `model.keras` (Normalization inside, raw
+MFCCs in, per-frame logits out) and `spotter.json` (labels, the calibrated
+detector, the config it was trained with, its scores).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_resetfree import datasets
+from keras_resetfree.recipes import families, scoring, tasks, training
+from keras_resetfree.streams.augmentation import Augmentation
+
+MODEL_FILE, META_FILE = "model.keras", "spotter.json"
+
+
+@dataclass
+class RecipeConfig:
+    """Everything `train_spotter` needs; the keys of a `resetfree train` config file.
+
+    Attributes:
+        data: a folder in the Speech Commands layout (None: the shared clips).
+        words: the keywords (folder names), in label order.
+        unknown, silence: add the `_unknown_` and `_silence_` labels.
+        family, size, depth, projection: the model (`recipes.build_model`).
+        snr_db: `(min, max)` SNR of training and evaluation streams.
+        augmentation: fields of `keras_resetfree.streams.Augmentation` to
+            change, or `"none"` for no augmentation.
+        segments_per_epoch: utterances in each epoch's fresh training stream.
+        evaluation_segments: utterances in the validation and test streams.
+        max_epochs, patience: the convergence budget (`recipes.fit`).
+        learning_rate, kl_weight, window, batch_size: training.
+        target_false_alarms_per_hour: the detector is calibrated on the
+            validation stream for this rate.
+        seed: the seed of everything.
+    """
+
+    data: str = None
+    words: list = field(default_factory=lambda: list(datasets.TEN_WORDS))
+    unknown: bool = True
+    silence: bool = True
+    family: str = "gru"
+    size: object = "base"
+    depth: int = 1
+    projection: int = None
+    snr_db: list = field(default_factory=lambda: [0.0, 20.0])
+    augmentation: object = field(default_factory=dict)
+    segments_per_epoch: int = 4000
+    evaluation_segments: int = 1000
+    max_epochs: int = 100
+    patience: int = 12
+    learning_rate: float = 3e-3
+    kl_weight: float = 1.0
+    window: int = 200
+    batch_size: int = 32
+    target_false_alarms_per_hour: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.family not in families.FAMILIES:
+            raise ValueError(
+                f"family must be one of {families.FAMILIES}, got {self.family!r}."
+            )
+        families.units_for(self.family, self.size)
+        if not self.words:
+            raise ValueError("words must name at least one keyword.")
+        positive = (
+            "segments_per_epoch",
+            "evaluation_segments",
+            "max_epochs",
+            "window",
+            "batch_size",
+            "depth",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        for name in ("learning_rate", "kl_weight", "target_false_alarms_per_hour"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if len(self.snr_db) != 2 or not self.snr_db[0] <= self.snr_db[1]:
+            raise ValueError(f"snr_db must be [min, max], got {self.snr_db!r}.")
+        self.make_augmentation()
+
+    def make_augmentation(self):
+        if self.augmentation == "none":
+            return Augmentation.none()
+        if not isinstance(self.augmentation, dict):
+            raise ValueError(
+                f"augmentation must be a table of Augmentation fields or 'none', got {self.augmentation!r}."
+            )
+        known = {f.name for f in dataclasses.fields(Augmentation)}
+        unknown = sorted(set(self.augmentation) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation keys {unknown}; known: {sorted(known)}."
+            )
+        return Augmentation(**self.augmentation)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def load_config(path, **overrides):
+    """A `RecipeConfig` from a TOML (or, with PyYAML installed, YAML) file, then `overrides`
+    (those that are not None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No config file {path}.")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as error:
+            raise ImportError(
+                "A YAML config needs PyYAML (pip install pyyaml); or use TOML."
+            ) from error
+        values = yaml.safe_load(text) or {}
+    else:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"{path}: expected a table of settings, got {type(values).__name__}."
+        )
+    known = {f.name for f in dataclasses.fields(RecipeConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(known)}.")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RecipeConfig(**values)
+
+
+@dataclass
+class Spotter:
+    """A trained keyword spotter: the model, its labels and calibrated detector, and its scores."""
+
+    model: object
+    label_names: list
+    detector: scoring.Detector
+    config: RecipeConfig
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def ignore_classes(self):
+        return scoring.ignored_classes(self.label_names)
+
+    def save(self, folder):
+        """Writes `folder/model.keras` and `folder/spotter.json`, atomically: into a new
+        folder beside it, renamed over the old one only once complete."""
+        folder = Path(folder)
+        parent = folder.resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+        try:
+            self.model.save(staging / MODEL_FILE)
+            meta = {
+                "label_names": list(self.label_names),
+                "detector": dataclasses.asdict(self.detector),
+                "config": self.config.to_dict(),
+                "scores": self.scores,
+            }
+            (staging / META_FILE).write_text(json.dumps(meta, indent=1))
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=parent))
+                os.replace(folder, old / "x")
+                os.replace(staging, folder)
+                shutil.rmtree(old)
+            else:
+                os.replace(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder):
+        folder = Path(folder)
+        for name in (MODEL_FILE, META_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(
+                    f"{folder} is not a spotter folder written by `resetfree train` (no {name})."
+                )
+        try:
+            meta = json.loads((folder / META_FILE).read_text())
+            detector = scoring.Detector(**meta["detector"])
+            config = RecipeConfig(**meta["config"])
+            labels = meta["label_names"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{folder / META_FILE} is corrupt: {error}") from error
+        model = keras.saving.load_model(folder / MODEL_FILE)
+        return cls(model, labels, detector, config, meta.get("scores", {}))
+
+
+def load_task(config):
+    """The `KeywordTask` a config describes."""
+    return tasks.load_keyword_task(
+        config.data,
+        words=config.words,
+        unknown=config.unknown,
+        silence=config.silence,
+        snr_db=config.snr_db,
+        augmentation=config.make_augmentation(),
+        segments_per_epoch=config.segments_per_epoch,
+        evaluation_segments=config.evaluation_segments,
+        seed=config.seed,
+    )
+
+
+def build_for_task(config, task, first_stream=None):
+    """The config's model for the task, its Normalization adapted on a training stream."""
+    first_stream = first_stream or task.train_stream(0)
+    return families.build_model(
+        config.family,
+        first_stream.features.shape[1],
+        task.num_classes,
+        size=config.size,
+        depth=config.depth,
+        projection=config.projection,
+        normalization=first_stream.features,
+    )
+
+
+def train_spotter(config, task=None, verbose=1, log=print):
+    """Trains, calibrates and scores a keyword spotter; returns a `Spotter`.
+
+    The detector is calibrated on the validation stream for
+    `config.target_false_alarms_per_hour`; the scores are on the test stream
+    (speakers and noise never seen in training or calibration).
+    """
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    task = task or load_task(config)
+    log(
+        f"task: {task.num_classes} labels {task.label_names}; speakers split "
+        f"{len(task.splits['train'])} / {len(task.splits['validation'])} / "
+        f"{len(task.splits['test'])} clips (train / validation / test)"
+    )
+    model = build_for_task(config, task)
+    log(
+        f"model: {config.family} size {config.size} depth {config.depth}: {model.count_params():,} parameters"
+    )
+    history, seconds = training.fit(
+        model,
+        task,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        learning_rate=config.learning_rate,
+        kl_weight=config.kl_weight,
+        window=config.window,
+        batch_size=config.batch_size,
+        verbose=verbose,
+    )
+    epochs = len(history.history.get("loss", []))
+    validation = task.evaluation_stream("validation")
+    validation_probs = scoring.probabilities(
+        scoring.stream_logits(model, validation.features)
+    )
+    detector = scoring.calibrate(
+        validation_probs, validation, config.target_false_alarms_per_hour
+    )
+    test = task.evaluation_stream("test")
+    test_scores = scoring.score(
+        scoring.probabilities(scoring.stream_logits(model, test.features)),
+        test,
+        detector,
+    )
+    scores = {
+        "epochs": epochs,
+        "train_seconds": seconds,
+        "seconds": time.perf_counter() - start,
+        "test_hours": test_scores.pop("hours", None),
+        **{f"test_{k}": v for k, v in test_scores.items()},
+    }
+    log(
+        f"trained {epochs} epochs in {seconds:.0f} s; detector {detector}; test: segment accuracy "
+        f"{100 * scores['test_segment_accuracy']:.1f} %, false-reject rate "
+        f"{100 * scores['test_false_reject_rate']:.1f} % at "
+        f"{scores['test_false_alarms_per_hour']:.1f} false alarms per hour"
+    )
+    return Spotter(model, list(task.label_names), detector, config, scores)
+
+
+def split_normalization(model):
+    """`(normalization, classifier)`: a model whose first layer after the input is a
+    `Normalization`, split so the board standardises in float and the int8 model
+    takes standardised features. `(None, model)` when there is none."""
+    layers = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+    if not layers or not isinstance(layers[0], keras.layers.Normalization):
+        return None, model
+    inputs = keras.Input(model.inputs[0].shape[1:])
+    x = inputs
+    for layer in layers[1:]:
+        x = layer(x)
+    classifier = keras.Model(inputs, x, name=f"{model.name}_classifier")
+    # Only a chain of layers splits this way: check on a probe input.
+    probe = np.random.default_rng(0).normal(size=(1, 8, model.inputs[0].shape[-1]))
+    probe = probe.astype("float32")
+    whole = keras.ops.convert_to_numpy(model(probe))
+    split = keras.ops.convert_to_numpy(classifier(layers[0](probe)))
+    if not np.allclose(whole, split, atol=1e-5):
+        raise ValueError(
+            f"Model {model.name!r} is not a chain of layers after its Normalization; "
+            "convert it whole, or split it by hand."
+        )
+    return layers[0], classifier

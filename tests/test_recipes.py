@@ -1,0 +1,366 @@
+"""The recipe: family registry, scoring rules, calibration, training callback, spotter folders, CLI."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resetfree import datasets, recipes, streams
+from keras_resetfree.streams import Augmentation, Stream
+
+
+@pytest.mark.parametrize("family", recipes.FAMILIES)
+def test_build_model_every_family_size_depth_projection(family):
+    small = recipes.build_model(family, 13, 12, size="tiny")
+    deep = recipes.build_model(family, 13, 12, size="tiny", depth=2, projection=8)
+    x = np.random.default_rng(0).normal(size=(2, 7, 13)).astype("float32")
+    for model in (small, deep):
+        assert tuple(model(x).shape) == (2, 7, 12)
+    assert deep.count_params() > small.count_params() - 13 * 32 * 4
+    assert recipes.units_for(family, "base") == (128 if family == "spiking" else 64)
+    normalized = recipes.build_model(
+        family, 13, 3, size=8, normalization=x.reshape(-1, 13)
+    )
+    assert isinstance(normalized.layers[1], keras.layers.Normalization)
+
+
+def test_build_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown family 'rnn'"):
+        recipes.build_model("rnn", 13, 3)
+    with pytest.raises(ValueError, match="Unknown size 'huge'"):
+        recipes.build_model("gru", 13, 3, size="huge")
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        recipes.build_model("gru", 13, 3, depth=0)
+
+
+def _stream(labels_per_segment, noise_classes=(), frame_rate=50.0, length=20, gap=30):
+    """A stream of segments `length` frames long with `gap` noise frames before each."""
+    segments, position = [], 0
+    for label in labels_per_segment:
+        position += gap
+        segments.append((position, position + length, label))
+        position += length
+    total = position + gap
+    labels = np.full(total, -1, "int32")
+    mask = np.zeros(total, "float32")
+    for a, b, c in segments:
+        mask[a:b] = 1
+        if c not in noise_classes:
+            labels[a:b] = c
+    return Stream(
+        np.zeros((total, 2), "float32"),
+        labels,
+        mask,
+        np.asarray(segments, "int64"),
+        frame_rate,
+        ["a", "b", "_unknown_", "_silence_"],
+        noise_classes=tuple(noise_classes),
+    )
+
+
+def _probs_for(stream, predicted, peak=0.9):
+    """Uniform posteriors, and `peak` on `predicted[i]` over segment i (None: stay uniform)."""
+    probs = np.full((len(stream), 4), 0.25)
+    for (a, b, _), c in zip(stream.segments, predicted):
+        if c is not None:
+            probs[a:b] = (1 - peak) / 3
+            probs[a:b, c] = peak
+    return probs
+
+
+def test_scoring_rules_segment_accuracy_silence_and_detection():
+    stream = _stream([0, 1, 2, 3, 0], noise_classes=(3,))
+    # Right on a, b, unknown and silence (stays uniform); wrong on the last a.
+    probs = _probs_for(stream, [0, 1, 2, None, 1])
+    predicted = recipes.segment_predictions(probs, stream)
+    assert predicted.tolist() == [0, 1, 2, 3, 1]
+    scores = recipes.score(probs, stream, recipes.Detector(0.5, 1, 30))
+    assert scores["segment_accuracy"] == pytest.approx(4 / 5)
+    # acc_p leaves the silence segment out: 3 of 4.
+    assert scores["acc_p"] == pytest.approx(3 / 4)
+    # Keywords: segments 0, 1 and 4 (not _unknown_ or _silence_); the last is
+    # detected as the wrong keyword: one miss and one false alarm.
+    assert scores["hit_rate"] == pytest.approx(2 / 3)
+    hours = len(stream) / 50.0 / 3600
+    assert scores["false_alarms_per_hour"] == pytest.approx(1 / hours)
+    # _unknown_ is never reported: its confident segment is no false alarm.
+    assert recipes.ignored_classes(stream.label_names) == (2, 3)
+
+
+def test_tradeoff_frr_at_and_calibration_pick_the_best_threshold():
+    stream = _stream([0, 1, 0, 1, 2, 2], frame_rate=50.0)
+    probs = _probs_for(stream, [0, 1, 0, None, 2, 2], peak=0.8)
+    # A false alarm: a confident 'b' in the noise before the last segment.
+    a = stream.segments[-1, 0] - 20
+    probs[a : a + 10] = [0.02, 0.96, 0.01, 0.01]
+    curve = recipes.tradeoff(probs, stream, smoothing=1, refractory=10)
+    thresholds, frr, fa = curve
+    low, high = np.searchsorted(thresholds, 0.7), np.searchsorted(thresholds, 0.9)
+    assert (
+        frr[low] == pytest.approx(1 / 4) and fa[low] > 0
+    )  # 3 of 4 keywords, 1 false alarm
+    assert frr[high] == 1.0 and fa[high] > 0  # only the false alarm passes 0.9
+    assert recipes.frr_at(curve, 0.0) == 1.0
+    assert recipes.frr_at(curve, fa[low]) == pytest.approx(1 / 4)
+    detector = recipes.calibrate(probs, stream, 0.0, smoothings=(1,), refractory=10)
+    # No threshold keeps the keywords and drops the 0.96 false alarm.
+    assert detector.threshold > 0.96
+    generous = recipes.calibrate(
+        probs, stream, fa[low], smoothings=(1, 3), refractory=10
+    )
+    assert generous.threshold < 0.8
+    with pytest.raises(ValueError, match="target_false_alarms_per_hour"):
+        recipes.calibrate(probs, stream, float("nan"))
+
+
+def test_augmentation_is_seeded_and_changes_what_it_says():
+    rng = lambda: np.random.default_rng(3)  # noqa: E731
+    wave = np.sin(np.linspace(0, 200, 16000)).astype("float32")
+    augmentation = Augmentation(time_shift=0.1, speed=(0.9, 1.1), gain_db=(-6, 6))
+    a = augmentation.utterance(wave, 16000, rng())
+    b = augmentation.utterance(wave, 16000, rng())
+    np.testing.assert_array_equal(a, b)
+    assert 16000 / 1.1 - 2 <= len(a) <= 16000 / 0.9 + 2
+    none = Augmentation.none()
+    np.testing.assert_array_equal(none.utterance(wave, 16000, rng()), wave)
+    assert none.block_gain(rng()) == 1.0
+    x = np.ones((4, 50, 13), "float32")
+    masked = Augmentation(
+        time_masks=1, time_mask_frames=10, frequency_masks=1, frequency_mask_bins=3
+    )
+    out = masked.mask_features(x, np.zeros(13), np.random.default_rng(0))
+    assert out.shape == x.shape and (out == 0).any() and (x == 1).all()
+    assert (out == 0).sum() <= 4 * (10 * 13 + 3 * 50)
+    with pytest.raises(ValueError, match="speed must be"):
+        Augmentation(speed=(1.1, 0.9))
+    with pytest.raises(ValueError, match="time_masks must be an integer"):
+        Augmentation(time_masks=-1)
+
+
+def test_stream_windows_redraw_a_fresh_stream_every_epoch():
+    def source(epoch):
+        return streams.template_stream(20, seed=epoch)
+
+    data = streams.StreamWindows(source, 40, batch_size=4, augmentation=Augmentation())
+    first = data[0][0].copy()
+    count = len(data)
+    data.on_epoch_end()
+    assert len(data) == count
+    assert not np.array_equal(first, data[0][0])
+
+
+def test_stream_validation_logs_scores_keeps_best_and_stops():
+    stream = _stream([0, 1, 0, 1, 2], length=10, gap=10)
+    stream.features = (
+        np.random.default_rng(0).normal(size=(len(stream), 2)).astype("float32")
+    )
+    model = recipes.build_model("gru", 2, 4, size=4)
+    model.compile(optimizer="sgd", loss="mse")
+    callback = recipes.StreamValidation(stream, patience=2, pieces=2)
+    callback.set_model(model)
+    callback.on_train_begin()
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert {"val_acc_p", "val_segment_accuracy", "val_false_alarms_per_hour"} <= set(
+        logs
+    )
+    best = model.get_weights()
+    # Two epochs without improvement (weights scrambled, the score cannot rise
+    # above a perfect one unless it was already best): stop and restore.
+    callback.best = 2.0
+    for epoch in (1, 2):
+        model.set_weights([w + 1.0 for w in best])
+        callback.on_epoch_end(epoch, {})
+    assert model.stop_training
+    callback.best_weights = best
+    callback.on_train_end()
+    for got, want in zip(model.get_weights(), best):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="monitor 'val_nothing'"):
+        other = recipes.StreamValidation(stream, monitor="val_nothing")
+        other.set_model(model)
+        other.on_train_begin()
+        other.on_epoch_end(0, {})
+
+
+def test_pieces_match_separate_streamers():
+    model = recipes.build_model("gru", 3, 2, size=4)
+    features = np.random.default_rng(1).normal(size=(230, 3)).astype("float32")
+    together = recipes.stream_logits(model, features, chunk=50, pieces=2)
+    half = 150  # 230 frames in 2 pieces of whole 50-frame chunks: 150 + 80
+    alone = [
+        recipes.stream_logits(model, features[:half], chunk=50),
+        recipes.stream_logits(model, features[half:], chunk=50),
+    ]
+    np.testing.assert_allclose(together, np.concatenate(alone), atol=1e-5)
+
+
+def test_config_file_and_spotter_folder_round_trip(tmp_path):
+    config_file = tmp_path / "kws.toml"
+    config_file.write_text(
+        'words = ["yes", "no"]\nfamily = "lstm"\nsize = "tiny"\n[augmentation]\nspeed = [0.95, 1.05]\n'
+    )
+    config = recipes.load_config(config_file, seed=3, family=None)
+    assert (config.words, config.family, config.seed) == (["yes", "no"], "lstm", 3)
+    assert config.make_augmentation().speed == (0.95, 1.05)
+    (tmp_path / "bad.toml").write_text("famly = 'gru'\n")
+    with pytest.raises(ValueError, match=r"unknown settings \['famly'\]"):
+        recipes.load_config(tmp_path / "bad.toml")
+    (tmp_path / "broken.toml").write_text("words = [\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        recipes.load_config(tmp_path / "broken.toml")
+    with pytest.raises(ValueError, match="Unknown augmentation keys"):
+        recipes.RecipeConfig(augmentation={"pitch": 2})
+    with pytest.raises(ValueError, match="max_epochs must be an integer >= 1"):
+        recipes.RecipeConfig(max_epochs=0)
+
+    model = recipes.build_model("lstm", 13, 4, size=4, normalization=np.ones((10, 13)))
+    spotter = recipes.Spotter(
+        model,
+        ["yes", "no", "_unknown_", "_silence_"],
+        recipes.Detector(0.7, 3, 40),
+        config,
+        {"test_acc_p": 0.5},
+    )
+    folder = tmp_path / "spotter"
+    spotter.save(folder)
+    (folder / "stale").write_text("from an older model")
+    spotter.save(folder)  # replaced whole, not merged
+    assert sorted(p.name for p in folder.iterdir()) == ["model.keras", "spotter.json"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    loaded = recipes.Spotter.load(folder)
+    assert loaded.detector == recipes.Detector(0.7, 3, 40)
+    assert loaded.ignore_classes == (2, 3) and loaded.config.family == "lstm"
+    x = np.random.default_rng(0).normal(size=(1, 5, 13)).astype("float32")
+    np.testing.assert_allclose(loaded.model(x), model(x), atol=1e-6)
+    normalization, classifier = recipes.split_normalization(loaded.model)
+    np.testing.assert_allclose(classifier(normalization(x)), model(x), atol=1e-5)
+    (folder / "spotter.json").write_text("{")
+    with pytest.raises(ValueError, match="corrupt"):
+        recipes.Spotter.load(folder)
+    with pytest.raises(FileNotFoundError, match="not a spotter folder"):
+        recipes.Spotter.load(tmp_path)
+
+
+def test_keyword_stream_noise_classes_are_noise_frames_but_scored_segments():
+    rate = 16000
+    t = np.arange(rate // 2) / rate
+    waves = [(0.5 * np.sin(2 * np.pi * f * t)).astype("float32") for f in (500, 900)]
+    dataset = datasets.AudioDataset(
+        waves, np.array([0, 1]), ["word", "_silence_"], ["s1", "s2"], ["", ""], rate
+    )
+    stream = streams.KeywordStream(
+        dataset, num_segments=12, noise_classes=(1,), seed=0
+    ).build()
+    silence = stream.segments[stream.segments[:, 2] == 1]
+    assert len(silence) and stream.noise_classes == (1,)
+    for a, b, _ in silence:
+        assert (stream.labels[a:b] == -1).all()
+    assert (stream.labels == 0).any()
+    relabelled = stream.with_mask_threshold(0.5)
+    for a, b, _ in silence:
+        assert (relabelled.labels[a:b] == -1).all()
+    silent = datasets.AudioDataset(
+        [np.zeros(800, "float32")], np.array([0]), ["w"], ["s"], ["quiet.wav"], rate
+    )
+    with pytest.raises(ValueError, match=r"quiet.wav.*silent"):
+        streams.KeywordStream(silent, num_segments=1).build()
+
+
+def _tone_folder(root, soundfile):
+    """A tiny Speech Commands layout: two 'words' (tones), unknown, silence, noise; 30 speakers."""
+    rate = 16000
+    t = np.arange(int(0.6 * rate)) / rate
+    rng = np.random.default_rng(0)
+    for speaker in range(30):
+        for word, freq in (("high", 1500.0), ("low", 300.0), ("_unknown_", 800.0)):
+            wave = 0.4 * np.sin(2 * np.pi * freq * (1 + 0.02 * rng.normal()) * t)
+            path = root / word / f"spk{speaker:03d}_nohash_0.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), wave.astype("float32"), rate)
+        path = root / "_silence_" / f"spk{speaker:03d}_nohash_0.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(
+            str(path), (0.01 * rng.normal(size=rate)).astype("float32"), rate
+        )
+    (root / "_background_noise_").mkdir()
+    soundfile.write(
+        str(root / "_background_noise_" / "white.wav"),
+        (0.05 * rng.normal(size=20 * rate)).astype("float32"),
+        rate,
+    )
+
+
+@pytest.mark.slow
+def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys):
+    soundfile = pytest.importorskip(
+        "soundfile", reason="the audio extra is not installed"
+    )
+    from keras_resetfree.cli import main
+
+    data = tmp_path / "my_words"
+    _tone_folder(data, soundfile)
+    config = tmp_path / "my.toml"
+    config.write_text(
+        f'data = "{data}"\nwords = ["high", "low"]\nsize = 8\nsegments_per_epoch = 60\n'
+        "evaluation_segments = 30\nmax_epochs = 2\npatience = 2\n"
+    )
+    out = tmp_path / "spotter"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "segment accuracy" in printed and "false-reject rate at" in printed
+    meta = json.loads((out / "spotter.json").read_text())
+    assert meta["label_names"] == ["high", "low", "_unknown_", "_silence_"]
+    assert meta["scores"]["epochs"] <= 2 and 0 < meta["detector"]["threshold"] <= 1
+    report = tmp_path / "scores.json"
+    assert (
+        main(
+            ["evaluate", str(out), "--json", str(report), "--false-alarm-hours", "0.02"]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert (
+        "false alarms per hour" in printed and "noise and unknown words only" in printed
+    )
+    assert json.loads(report.read_text())["false_alarm_stream"]["hours"] >= 0.02
+    if keras.backend.backend() != "tensorflow":
+        return  # conversion runs on TensorFlow (test_export covers the subprocess path)
+    pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
+    sketch = tmp_path / "my_spotter"
+    assert main(["sketch", str(out), "--out", str(sketch)]) == 0
+    files = {p.name for p in sketch.iterdir()}
+    assert {
+        "my_spotter.ino",
+        "detector.h",
+        "model_data.cpp",
+        "model_settings.h",
+    } <= files
+    settings = (sketch / "model_settings.h").read_text()
+    threshold = float(np.float32(meta["detector"]["threshold"]))
+    assert f"kDetectionThreshold = {threshold!r}f;" in settings
+    assert "kIgnoredClasses[kNumClasses] = {false, false, true, true}" in settings
+    assert main(["convert", str(out), "--out", str(tmp_path / "m.tflite")]) == 0
+    assert (tmp_path / "m.normalization.json").is_file()
+
+
+def test_cli_errors_name_the_option(tmp_path, capsys):
+    from keras_resetfree.cli import main
+
+    with pytest.raises(SystemExit, match="--model: .*not a spotter folder"):
+        main(["evaluate", str(tmp_path)])
+    (tmp_path / "bad.toml").write_text("famly = 1\n")
+    with pytest.raises(SystemExit, match="--config .*unknown settings"):
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "bad.toml"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+    with pytest.raises(SystemExit):
+        main(["train", "--size", "huge", "--out", str(tmp_path / "x")])
+    assert "a size name" in capsys.readouterr().err
