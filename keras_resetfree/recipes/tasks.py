@@ -43,6 +43,7 @@ class KeywordTask:
         label_names: the model's outputs, in order.
         noise_classes: classes trained towards uniform (`_silence_`).
         snr_db: `(min, max)` SNR of every stream.
+        train_snr_db: `(min, max)` SNR of training streams, if not `snr_db`.
         augmentation: drawn in training streams only.
         segments_per_epoch: utterances in each epoch's training stream.
         evaluation_segments: utterances in the validation and test streams.
@@ -64,6 +65,7 @@ class KeywordTask:
     features: object = None
     mask: str = "temporal_intensity"
     seed: int = 0
+    train_snr_db: tuple = None
 
     @property
     def num_classes(self):
@@ -76,11 +78,14 @@ class KeywordTask:
     def _stream(
         self, split, num_segments, seed, augmentation=None, classes=None, **kwargs
     ):
+        snr_db = self.snr_db
+        if split == "train" and self.train_snr_db is not None:
+            snr_db = self.train_snr_db
         return streams.KeywordStream(
             self.splits[split],
             noise=self.noise[split],
             num_segments=num_segments,
-            snr_db=self.snr_db,
+            snr_db=snr_db,
             features=self.features,
             classes=classes,
             noise_classes=self.noise_classes,

@@ -1,0 +1,333 @@
+"""The keyword recipe measured as wake-word systems are: targets, ablation, sizes, data.
+
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py recipe     # the default model
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py ablation   # what each augmentation is worth
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py sizes      # accuracy against int8 flash
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py data       # learning curve against data size
+
+`recipe` trains the recipe's default (`keras_resetfree.recipes.RecipeConfig`)
+on the speaker split of ../shared/data/speech_commands (12 labels), then on
+the never-reset test stream of held-out speakers and held-out noise (at
+least an hour, 0-20 dB SNR) prints segment accuracy, the calibrated
+detector, the false-reject rate at 0.5 / 1 / 5 / 10 false alarms per hour,
+false alarms on an hour of noise and unknown words only, and the trade-off
+against a classic model (last-frame cross-entropy on clips, the same family
+and size) run with an oracle reset at every utterance start; and the wall
+time of the whole recipe. The other modes train with a smaller budget
+(`--max-epochs`, `--segments`) and print one row per variant. Every run
+writes JSON (and the recipe a trade-off PNG) to benchmarks/results/.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_resetfree import losses, recipes
+from keras_resetfree.recipes.tasks import _clips
+
+RESULTS = Path(__file__).parent / "results"
+CURVE_RATES = (1, 2, 5, 10, 20, 50, 100)
+
+
+def config_from(args, **changes):
+    values = dict(
+        family=args.family,
+        size=args.size,
+        depth=args.depth,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        segments_per_epoch=args.segments,
+        seed=args.seed,
+    )
+    values.update(changes)
+    return recipes.RecipeConfig(**values)
+
+
+def train_classic(config, task, epochs=40):
+    """The classic baseline: one clip at a time from a zero state, last-frame cross-entropy;
+    clips cut (50 frames) from four fresh training streams, the best of `epochs` on validation clips."""
+    keras.utils.set_random_seed(config.seed)
+    pieces = [_clips(task.train_stream(e), 50) for e in range(4)]
+    x = np.concatenate([p[0] for p in pieces])
+    y = np.concatenate([p[1] for p in pieces])
+    validation = _clips(task.evaluation_stream("validation"), 50)
+    model = recipes.build_for_task(config, task)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
+        loss=losses.LastFrameCrossEntropy(from_logits=True),
+    )
+    stop = keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=epochs,
+        validation_data=validation,
+        callbacks=[stop],
+        verbose=0,
+    )
+    return model
+
+
+def row(name, scores):
+    return (
+        f"| {name} | {100 * scores['test_segment_accuracy']:.1f} % | {100 * scores['test_acc_p']:.1f} % "
+        f"| {100 * scores['test_frr_at_5']:.1f} % | {scores['epochs']} | {scores['train_seconds']:.0f} s |"
+    )
+
+
+HEADER = "| variant | segment accuracy | acc_p | FRR at 5 FA/h | epochs | training |\n|---|---|---|---|---|---|"
+
+
+def recipe(args):
+    start = time.perf_counter()
+    config = config_from(args, evaluation_segments=args.test_segments)
+    task = recipes.spotter.load_task(config)
+    spotter = recipes.train_spotter(config, task, verbose=2)
+    recipe_seconds = time.perf_counter() - start
+    test = task.evaluation_stream("test")
+    probs = recipes.probabilities(recipes.stream_logits(spotter.model, test.features))
+    scores = recipes.score(probs, test, spotter.detector)
+    quiet = task.false_alarm_stream("test", args.false_alarm_hours)
+    quiet_probs = recipes.probabilities(
+        recipes.stream_logits(spotter.model, quiet.features)
+    )
+    quiet_found = recipes.scoring.detections(quiet_probs, quiet, spotter.detector)
+    reset_free = recipes.tradeoff(probs, test, spotter.detector.smoothing)
+    classic = train_classic(config, task)
+    oracle = recipes.stream_logits(
+        classic, test.features, reset_frames=test.segments[:, 0]
+    )
+    classic_curve = recipes.tradeoff(
+        recipes.probabilities(oracle), test, spotter.detector.smoothing
+    )
+    never = recipes.stream_logits(classic, test.features)
+    classic_never = recipes.tradeoff(
+        recipes.probabilities(never), test, spotter.detector.smoothing
+    )
+    params = spotter.model.count_params()
+    print(
+        f"\n{config.family} size {config.size} depth {config.depth}: {params:,} parameters"
+    )
+    print(
+        f"test stream: {len(test.segments)} utterances of held-out speakers, {scores['hours']:.2f} h, "
+        "held-out noise at 0-20 dB SNR, never reset"
+    )
+    print(
+        f"segment accuracy (12 labels) {100 * scores['segment_accuracy']:.1f} %, acc_p "
+        f"{100 * scores['acc_p']:.1f} %, acc_f {100 * scores['acc_f']:.1f} %"
+    )
+    print(
+        f"calibrated detector (validation, target {config.target_false_alarms_per_hour:g} FA/h): "
+        f"threshold {spotter.detector.threshold:.4g}, smoothing {spotter.detector.smoothing}: "
+        f"false-reject rate {100 * scores['false_reject_rate']:.1f} % at "
+        f"{scores['false_alarms_per_hour']:.1f} false alarms per hour"
+    )
+    print(
+        f"noise and unknown words only, {quiet_found.hours:.2f} h: {quiet_found.false_alarms} false "
+        f"alarms ({quiet_found.false_alarms_per_hour:.2f} per hour)"
+    )
+    print(
+        "\n| false alarms per hour | "
+        + " | ".join(f"{r:g}" for r in CURVE_RATES)
+        + " |"
+    )
+    print("|---" * (len(CURVE_RATES) + 1) + "|")
+    curves = {
+        "reset-free, never reset": reset_free,
+        "classic, oracle resets": classic_curve,
+        "classic, no reset": classic_never,
+    }
+    for name, curve in curves.items():
+        cells = " | ".join(
+            f"{100 * recipes.frr_at(curve, r):.1f} %" for r in CURVE_RATES
+        )
+        print(f"| {name}: false-reject rate | {cells} |")
+    below = all(
+        recipes.frr_at(reset_free, r) <= recipes.frr_at(classic_curve, r)
+        for r in CURVE_RATES
+    )
+    print(
+        f"\nreset-free at or below classic-with-oracle-resets at every rate 1-100 FA/h: {below}"
+    )
+    print(
+        f"whole recipe (data, training, calibration, scoring): {recipe_seconds:.0f} s"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    recipes.plot_tradeoff(
+        curves,
+        RESULTS / "kws_recipe_tradeoff.png",
+        title="held-out speakers, never reset",
+    )
+    out = {
+        "config": config.to_dict(),
+        "parameters": params,
+        "detector": dataclasses.asdict(spotter.detector),
+        "test": scores,
+        "false_alarm_stream": {
+            "hours": quiet_found.hours,
+            "false_alarms": quiet_found.false_alarms,
+        },
+        "curves": {k: [c.tolist() for c in v] for k, v in curves.items()},
+        "recipe_seconds": recipe_seconds,
+        "train": spotter.scores,
+    }
+    (RESULTS / "kws_recipe.json").write_text(json.dumps(out, indent=1, default=float))
+    if args.save:
+        spotter.save(args.save)
+
+
+def ablation(args):
+    variants = {
+        "no augmentation": ({"augmentation": "none"}, None),
+        "all (the recipe)": ({}, None),
+        "all but time shift": ({"augmentation": {"time_shift": 0.0}}, None),
+        "all but speed": ({"augmentation": {"speed": [1.0, 1.0]}}, None),
+        "all but gain": ({"augmentation": {"gain_db": [0.0, 0.0]}}, None),
+        "all but SpecAugment": (
+            {"augmentation": {"time_masks": 0, "frequency_masks": 0}},
+            None,
+        ),
+        "all, SNR 5-20 dB (not 0-20)": ({}, (5.0, 20.0)),
+    }
+    print(HEADER)
+    results = {}
+    for name, (changes, train_snr) in variants.items():
+        config = config_from(args, **changes)
+        task = recipes.spotter.load_task(config)
+        # Training streams only: validation and test stay at 0-20 dB.
+        task.train_snr_db = train_snr
+        spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
+        results[name] = spotter.scores
+        print(row(name, spotter.scores), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kws_ablation.json").write_text(
+        json.dumps(results, indent=1, default=float)
+    )
+
+
+def sizes(args):
+    from keras_resetfree import export
+    from keras_resetfree.recipes import deploy
+
+    print(
+        "| family | size | depth | parameters | int8 flash | arena | fits 32 KB / 16 KB | segment accuracy "
+        "| FRR at 5 FA/h | int8 agreement |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    results = []
+    for family in args.families:
+        for size in args.sizes:
+            for depth in args.depths:
+                config = config_from(args, family=family, size=size, depth=depth)
+                task = recipes.spotter.load_task(config)
+                spotter = recipes.train_spotter(
+                    config, task, verbose=0, log=lambda _: None
+                )
+                conversion = deploy.convert_spotter(
+                    spotter,
+                    task.train_stream(0),
+                    "int8",
+                    check=task.evaluation_stream("test"),
+                )
+                report = export.inspect(conversion.data)
+                fits = (
+                    report.flash_bytes <= 32 * 1024 and report.arena_bytes <= 16 * 1024
+                )
+                s = spotter.scores
+                print(
+                    f"| {family} | {size} | {depth} | {spotter.model.count_params():,} | "
+                    f"{report.flash_bytes:,} B | {report.arena_bytes:,} B | {'yes' if fits else 'no'} | "
+                    f"{100 * s['test_segment_accuracy']:.1f} % | {100 * s['test_frr_at_5']:.1f} % | "
+                    f"{100 * conversion.agreement:.1f} % |",
+                    flush=True,
+                )
+                results.append(
+                    {"family": family, "size": size, "depth": depth, "flash": report.flash_bytes,
+                     "arena": report.arena_bytes, "agreement": conversion.agreement, **s}
+                )  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kws_sizes.json").write_text(
+        json.dumps(results, indent=1, default=float)
+    )
+
+
+def data(args):
+    print(HEADER)
+    results = {}
+    for fraction in args.fractions:
+        config = config_from(args)
+        task = recipes.spotter.load_task(config)
+        train = task.splits["train"]
+        speakers = sorted(set(train.speakers))
+        keep = set(
+            np.random.default_rng(0).permutation(speakers)[
+                : max(1, int(fraction * len(speakers)))
+            ]
+        )
+        task.splits["train"] = train.subset(
+            [i for i, s in enumerate(train.speakers) if s in keep]
+        )
+        spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
+        name = (
+            f"{fraction:.0%} of training speakers ({len(task.splits['train'])} clips)"
+        )
+        results[name] = spotter.scores
+        print(row(name, spotter.scores), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kws_data.json").write_text(json.dumps(results, indent=1, default=float))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["recipe", "ablation", "sizes", "data"])
+    default = recipes.RecipeConfig()
+    parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
+    parser.add_argument("--size", default=default.size)
+    parser.add_argument("--depth", type=int, default=default.depth)
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="default: the recipe's (recipe) or 20",
+    )
+    parser.add_argument("--patience", type=int, default=default.patience)
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=None,
+        help="per epoch; default: the recipe's or 2000",
+    )
+    parser.add_argument(
+        "--test-segments", type=int, default=2000, help="recipe mode: at least an hour"
+    )
+    parser.add_argument("--false-alarm-hours", type=float, default=1.0)
+    parser.add_argument(
+        "--families", nargs="+", default=["gru"], choices=recipes.FAMILIES
+    )
+    parser.add_argument("--sizes", nargs="+", default=["small", "base"])
+    parser.add_argument("--depths", nargs="+", type=int, default=[1])
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0])
+    parser.add_argument(
+        "--save", default=None, help="recipe mode: also write the spotter folder"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    quick = args.mode != "recipe"
+    if args.max_epochs is None:
+        args.max_epochs = 20 if quick else default.max_epochs
+    if args.segments is None:
+        args.segments = 2000 if quick else default.segments_per_epoch
+    args.size = int(args.size) if str(args.size).isdigit() else args.size
+    args.sizes = [int(s) if s.isdigit() else s for s in args.sizes]
+    {"recipe": recipe, "ablation": ablation, "sizes": sizes, "data": data}[args.mode](
+        args
+    )
+
+
+if __name__ == "__main__":
+    main()
