@@ -208,6 +208,12 @@ def main(argv=None):
     p.add_argument("--train-segments", type=int, default=1000)
     p.add_argument("--eval-segments", type=int, default=400)
     p.add_argument("--directory", default="tuning")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh (default: resume the search in --directory, whose trials were made "
+        "with the options they were made with)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_command("tune"))
 

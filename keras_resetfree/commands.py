@@ -126,10 +126,7 @@ def demo(args):
         seed=args.seed,
     )
     spotter = recipes.train_spotter(config, task, verbose=2 if args.verbose else 0)
-    print(
-        f"trained {spotter.scores['epochs']} epochs (best kept) in "
-        f"{time.perf_counter() - start:.0f} s (data included)"
-    )
+    print(f"data and training: {time.perf_counter() - start:.0f} s")
     test = task.evaluation_stream("test")
     streamed = recipes.stream_logits(spotter.model, test.features, chunk=args.chunk)
     print(
@@ -274,10 +271,12 @@ def tune(args):
         hypermodel,
         objective=tuning.objective(),
         max_trials=args.trials,
-        seed=args.seed,
+        # KerasTuner takes a seed of 0 for "no seed" and draws a random one.
+        seed=args.seed + 1,
         directory=args.directory,
         project_name=args.task,
-        overwrite=False,  # an interrupted search resumes where it stopped
+        # Without --overwrite an interrupted search resumes where it stopped.
+        overwrite=args.overwrite,
     )
     tuner.search()
     out = Path(args.directory) / args.task

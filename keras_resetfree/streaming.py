@@ -6,16 +6,73 @@ from keras import ops
 
 from keras_resetfree.layers.base import ResetFreeRNN, check_sequences
 
+# Layers that act on each frame alone (or are containers): streaming them chunk by
+# chunk gives the whole stream's outputs. Anything else may mix time steps
+# (attention, convolutions over time, pooling, reshapes, Lambda) and is refused.
+_PER_FRAME = (
+    keras.layers.InputLayer,
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Normalization,
+    keras.layers.Rescaling,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.ELU,
+    keras.layers.Softmax,
+    keras.layers.Dropout,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+    keras.layers.Identity,
+    keras.layers.BatchNormalization,
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+)
 
-def _recurrent_layers(model):
+
+def _per_frame(layer):
+    """Whether `layer` maps each frame on its own (the last axis only, where it has an axis)."""
+    if isinstance(layer, keras.layers.LayerNormalization | keras.layers.Concatenate):
+        axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+        return axis in (-1, (-1,), 2, (2,))
+    if isinstance(layer, keras.layers.Softmax):
+        return layer.axis in (-1, 2)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return layer.axis in (-1, 2)
+    return isinstance(layer, _PER_FRAME)
+
+
+def _top_level_layers(model):
+    """The layers of `model` and of the models nested in it (not the cells inside layers)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _top_level_layers(layer)
+        else:
+            yield layer
+
+
+def _recurrent_layers(model, per_frame=()):
     """Every `ResetFreeRNN` of `model` (nested models included), in a fixed order.
 
-    Raises a TypeError for a recurrent layer whose state the Streamer cannot
-    carry (Keras's own RNN layers).
+    Raises a TypeError for a layer the Streamer cannot stream: Keras's own RNN
+    layers (their state is not carried), a `go_backwards` layer, and any layer
+    not known to work frame by frame (it may mix time steps).
     """
     found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in _top_level_layers(model):
         if isinstance(layer, ResetFreeRNN):
+            if layer.go_backwards:
+                raise TypeError(
+                    f"Streamer cannot stream layer '{layer.name}' ({type(layer).__name__}) "
+                    "with go_backwards=True: a backwards pass needs the end of the stream, "
+                    "which never comes."
+                )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):
             raise TypeError(
@@ -23,6 +80,16 @@ def _recurrent_layers(model):
                 f"({type(layer).__name__}): use the keras_resetfree.layers "
                 "equivalent (VanillaRNN, GRU, LSTM, ...), whose state it carries "
                 "explicitly on every backend."
+            )
+        elif not (_per_frame(layer) or layer.name in per_frame):
+            raise TypeError(
+                f"Streamer cannot stream layer '{layer.name}' ({type(layer).__name__}): it is "
+                "not known to act on each frame alone, so streamed outputs could differ from "
+                "the whole stream's and depend on the chunk size. Per-frame layers (Dense, "
+                "Normalization, activations, dropout, elementwise merges, LayerNormalization "
+                "on the last axis) and keras_resetfree.layers are supported; recurrence over "
+                "time must be a keras_resetfree layer. If this layer does act on each frame "
+                f"alone (an elementwise Lambda, say), pass per_frame=['{layer.name}']."
             )
     return found
 
@@ -44,6 +111,8 @@ class Streamer:
             whose recurrent layers are `keras_resetfree.layers`.
         batch_size: number of independent streams run side by side.
         jit_compile: compile the step (default True).
+        per_frame: names of layers you vouch act on each frame alone (e.g. an
+            elementwise `Lambda`), beyond the Keras layers known to.
 
     Example:
 
@@ -53,7 +122,7 @@ class Streamer:
     >>> streamer.reset()              # back to the initial state, if you must
     """
 
-    def __init__(self, model, batch_size=1, jit_compile=True):
+    def __init__(self, model, batch_size=1, jit_compile=True, per_frame=()):
         if not isinstance(model, keras.Model):
             raise TypeError(
                 f"Streamer needs a keras.Model, got {type(model).__name__}."
@@ -74,9 +143,12 @@ class Streamer:
         input_shape = tuple(model.inputs[0].shape)
         check_sequences(f"{model.name} (Streamer input)", input_shape, None)
         self.input_dim = input_shape[-1]
-        self._layers = _recurrent_layers(model)
+        self._layers = _recurrent_layers(model, tuple(per_frame))
         self._index = {id(layer): i for i, layer in enumerate(self._layers)}
         self._step_fn = self._compile(jit_compile)
+        self._lengths = set()
+        self.traced_lengths = set()  # every chunk length compiled so far
+        self._dtype = np.dtype(keras.backend.standardize_dtype(model.inputs[0].dtype))
         self.reset()
 
     # -- state -------------------------------------------------------------
@@ -205,22 +277,64 @@ class Streamer:
         """Runs one chunk `(batch_size, frames, features)`, frames >= 1.
 
         Returns the model's outputs for the chunk as numpy (per frame for a
-        per-frame model). The state is carried to the next call.
+        per-frame model). The state is carried to the next call. Any float
+        dtype is accepted (cast to the model's input dtype). A chunk with NaN
+        or Inf is refused: it would poison the recurrent state for good.
+
+        Chunks of any length work; the first `MAX_TRACED_LENGTHS` distinct
+        lengths are compiled as they are, later new lengths run as pieces of
+        power-of-two lengths, so the compiled steps (and memory) stay bounded
+        however the chunks are cut.
         """
         if not hasattr(chunk, "shape") or not hasattr(chunk, "dtype"):
             chunk = np.asarray(chunk)
         self._check_chunk(chunk)
-        if tuple(chunk.shape)[1] == 0:
+        frames = tuple(chunk.shape)[1]
+        if frames == 0:
             raise ValueError("Streamer.step received a chunk with 0 frames.")
-        if isinstance(chunk, np.ndarray):
-            chunk = ops.convert_to_tensor(chunk)
-        outputs, self._state = self._step_fn(chunk, self._state)
-        return keras.tree.map_structure(ops.convert_to_numpy, outputs)
+        values = np.asarray(ops.convert_to_numpy(chunk), dtype=self._dtype)
+        if not np.isfinite(values).all():
+            bad = np.flatnonzero(~np.isfinite(values).all(axis=(0, 2)))
+            raise ValueError(
+                f"Streamer.step: the chunk has NaN or Inf at frame(s) {bad[:5].tolist()}"
+                f"{' ...' if len(bad) > 5 else ''} of {frames}. A non-finite input would "
+                "poison the recurrent state for good (a spiking layer stops firing, other "
+                "layers output NaN); clean or drop those frames before streaming."
+            )
+        outputs = []
+        start = 0
+        for length in self._pieces(frames):
+            piece = ops.convert_to_tensor(values[:, start : start + length])
+            self.traced_lengths.add(length)
+            out, self._state = self._step_fn(piece, self._state)
+            outputs.append(keras.tree.map_structure(ops.convert_to_numpy, out))
+            start += length
+        if len(outputs) == 1:
+            return outputs[0]
+        return keras.tree.map_structure(
+            lambda *parts: np.concatenate(parts, axis=1), *outputs
+        )
+
+    MAX_TRACED_LENGTHS = 8
+
+    def _pieces(self, frames):
+        if frames in self._lengths or len(self._lengths) < self.MAX_TRACED_LENGTHS:
+            self._lengths.add(frames)
+            return [frames]
+        return [
+            1 << bit
+            for bit in reversed(range(frames.bit_length()))
+            if frames >> bit & 1
+        ]
 
     def run(self, stream, chunk_size=1):
         """Streams a whole array `(batch_size, frames, features)` in chunks; returns the outputs."""
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be >= 1 frame, got {chunk_size}.")
         stream = np.asarray(stream)
         self._check_chunk(stream)
+        if stream.shape[1] == 0:
+            raise ValueError("Streamer.run received a stream with 0 frames.")
         pieces = [
             self.step(stream[:, start : start + chunk_size])
             for start in range(0, stream.shape[1], chunk_size)

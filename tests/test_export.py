@@ -231,8 +231,10 @@ def test_unsupported_op_names_op_and_layer():
     model = keras.Model(
         inputs, keras.layers.Lambda(keras.ops.erf, name="my_erf")(layers.GRU(4)(inputs))
     )
+    with pytest.raises(TypeError, match=r"'my_erf' \(Lambda\).*per_frame=\['my_erf'\]"):
+        export.to_tflite(model, quantize="float")  # not known to be per-frame
     with pytest.raises(export.UnsupportedOpError, match=r"Erf \(from my_erf\)"):
-        export.to_tflite(model, quantize="float")
+        export.to_tflite(model, quantize="float", per_frame=["my_erf"])
     sorter = keras.Model(
         inputs,
         keras.layers.Lambda(lambda x: keras.ops.sort(x, axis=-1), name="my_sort")(
@@ -240,7 +242,7 @@ def test_unsupported_op_names_op_and_layer():
         ),
     )
     with pytest.raises(export.UnsupportedOpError, match=r"TOPK_V2 \(from my_sort\)"):
-        export.to_tflite(sorter, quantize="float")
+        export.to_tflite(sorter, quantize="float", per_frame=["my_sort"])
 
 
 def test_bad_arguments():

@@ -119,8 +119,31 @@ def test_bad_labels_and_shapes():
         loss(labels[:, :5], logits)
     with pytest.raises(ValueError, match="classes"):
         loss(np.zeros((3, 7, C + 1), "float32"), logits)
-    with pytest.raises(ValueError, match="kl_weight"):
-        ResetFreeLoss(kl_weight=-1.0)
+    for weight in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="kl_weight must be a finite number"):
+            ResetFreeLoss(kl_weight=weight)
+    with pytest.raises(ValueError, match="noise_label 2 is one of the 5 classes"):
+        ResetFreeLoss(from_logits=True, noise_label=2)(labels, logits)
+
+
+def test_noise_label_above_the_classes_trains_on_every_backend():
+    """noise_label = C (classes 0 .. C-1): valid labels are accepted when run eagerly."""
+    labels, logits = _case()
+    noise_as_c = np.where(labels < 0, C, labels)
+    loss = ResetFreeLoss(from_logits=True, noise_label=C)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loss(noise_as_c, logits)),
+        keras.ops.convert_to_numpy(ResetFreeLoss(from_logits=True)(labels, logits)),
+        rtol=1e-6,
+    )
+    inputs = keras.Input((None, 4))
+    model = keras.Model(
+        inputs, keras.layers.Dense(C)(keras_resetfree.layers.GRU(8)(inputs))
+    )
+    model.compile(optimizer="adam", loss=loss, run_eagerly=True)
+    x = np.random.default_rng(0).normal(size=(3, 7, 4)).astype("float32")
+    history = model.fit(x, noise_as_c, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 def test_config_round_trip():

@@ -112,3 +112,85 @@ def test_unsupported_models():
     model(_stream())
     with pytest.raises((TypeError, ValueError), match="Sequential|functional"):
         Streamer(model, batch_size=2).step(_stream())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras.layers.MultiHeadAttention(2, 4),
+        lambda: keras.layers.Conv1D(4, 3, padding="causal"),
+    ],
+    ids=["attention", "causal_conv"],
+)
+def test_layers_that_mix_time_steps_are_refused(make):
+    from keras_resetfree import export
+
+    inputs = keras.Input((None, 4))
+    layer = make()
+    x = layers.GRU(4)(inputs)
+    x = layer(x, x) if isinstance(layer, keras.layers.MultiHeadAttention) else layer(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    with pytest.raises(
+        TypeError, match=rf"'{layer.name}' \({type(layer).__name__}\).*each frame alone"
+    ):
+        Streamer(model)
+    with pytest.raises(TypeError, match=rf"'{layer.name}'"):
+        export.to_tflite(model, quantize="float")
+
+
+def test_go_backwards_is_refused():
+    inputs = keras.Input((None, 4))
+    model = keras.Model(inputs, layers.GRU(4, go_backwards=True)(inputs))
+    with pytest.raises(TypeError, match="go_backwards=True"):
+        Streamer(model)
+
+
+def test_float64_chunks_and_non_finite_input():
+    model = stacked_model("gru")
+    x = np.random.default_rng(0).normal(size=(1, 30, FEATURES))
+    streamer = Streamer(model)
+    from_float64 = streamer.run(x, chunk_size=10)  # numpy's default dtype
+    streamer.reset()
+    np.testing.assert_allclose(
+        from_float64, streamer.run(x.astype("float32"), 10), atol=1e-6
+    )
+    streamer.reset()
+    bad = x.copy()
+    bad[0, 12, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or Inf at frame\(s\) \[2\]"):
+        streamer.run(bad, chunk_size=10)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        streamer.run(x, chunk_size=0)
+    with pytest.raises(ValueError, match="0 frames"):
+        streamer.run(x[:, :0])
+
+
+@pytest.mark.parametrize("family", ["gru", "alif", "ssm"])
+def test_nan_frame_never_reaches_the_state(family):
+    """A refused chunk leaves the state as it was: the stream goes on unharmed."""
+    model = stacked_model(family)
+    x = np.random.default_rng(0).normal(size=(1, 40, FEATURES)).astype("float32")
+    streamer = Streamer(model)
+    streamer.step(x[:, :20])
+    before = streamer.state
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        streamer.step(np.full((1, 5, FEATURES), np.inf, "float32"))
+    for got, want in zip(streamer.state, before):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    assert np.isfinite(streamer.step(x[:, 20:])).all()
+
+
+def test_random_chunk_lengths_compile_a_bounded_number_of_steps():
+    model = stacked_model("gru")
+    x = np.random.default_rng(0).normal(size=(1, 600, FEATURES)).astype("float32")
+    whole = Streamer(model).run(x, chunk_size=600)
+    streamer = Streamer(model)
+    cuts = np.cumsum(np.random.default_rng(1).integers(1, 40, size=60))
+    cuts = [0, *[int(c) for c in cuts if c < 600], 600]
+    outputs = [streamer.step(x[:, a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    np.testing.assert_allclose(np.concatenate(outputs, axis=1), whole, atol=1e-5)
+    distinct = len(set(np.diff(cuts)))
+    assert distinct > Streamer.MAX_TRACED_LENGTHS + 6  # the test cuts many lengths
+    # Compiled lengths: the first 8, then powers of two below 40 (1 ... 32).
+    assert len(streamer.traced_lengths) <= Streamer.MAX_TRACED_LENGTHS + 6

@@ -134,3 +134,21 @@ def test_tune_command(shared_data, tmp_path, capsys):
     assert (tmp_path / "fsdd" / "trials.md").is_file()
     assert (tmp_path / "fsdd" / "objective_vs_kl_weight.png").is_file()
     assert "best: {" in capsys.readouterr().out
+    first = (tmp_path / "fsdd" / "trials.md").read_text()
+    # The default --seed 0 is reproducible: a fresh search gives the same trials.
+    again = main(
+        ["tune", "--task", "fsdd", "--trials", "2", "--epochs", "1", "--units", "8",
+         "--train-segments", "40", "--eval-segments", "10", "--directory", str(tmp_path),
+         "--overwrite"]
+    )  # fmt: skip
+    assert again == 0
+    assert (tmp_path / "fsdd" / "trials.md").read_text() == first
+
+
+def test_objective_directions():
+    assert tuning.objective("false_alarms_per_hour").direction == "min"
+    assert tuning.objective("noise_confidence").direction == "min"
+    assert tuning.objective().direction == "max"
+    assert tuning.objective("stream_acc_p").direction == "max"
+    with pytest.raises(ValueError, match="Unknown objective 'loss'"):
+        tuning.objective("loss")

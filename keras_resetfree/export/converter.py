@@ -22,6 +22,7 @@ def to_tflite(
     frames_per_step=1,
     state="internal",
     calibration_frames=2000,
+    per_frame=(),
 ):
     """Converts a trained model into a stateful TFLite (Micro) step model.
 
@@ -60,6 +61,8 @@ def to_tflite(
         frames_per_step: frames per Invoke.
         state: `"internal"` or `"external"`.
         calibration_frames: frames of the stream used for calibration.
+        per_frame: names of layers you vouch act on each frame alone (see
+            `Streamer`); any other layer not known to be per-frame is refused.
 
     Returns:
         The `.tflite` flatbuffer as bytes.
@@ -77,25 +80,40 @@ def to_tflite(
         raise ValueError(f"frames_per_step must be >= 1, got {frames_per_step}.")
     stream = None
     if representative_stream is not None:
-        stream = np.asarray(representative_stream, dtype="float32")
-        stream = stream.reshape(-1, stream.shape[-1])
+        stream = _checked_stream(representative_stream, model)
     if quantize != "float" and stream is None:
         raise ValueError(
             f"{quantize} quantization needs a representative_stream to calibrate on."
         )
     import keras
 
+    from keras_resetfree.streaming import _recurrent_layers
+
+    # Refuses layers that cannot stream (here, on every backend, before converting).
+    _recurrent_layers(model, tuple(per_frame))
     if quantize != "float":
         _warn_if_normalization_first(model)
     if keras.backend.backend() == "tensorflow":
         from keras_resetfree.export.tf_step import convert
 
         data = convert(
-            model, stream, quantize, int(frames_per_step), state, calibration_frames
+            model,
+            stream,
+            quantize,
+            int(frames_per_step),
+            state,
+            calibration_frames,
+            tuple(per_frame),
         )
     else:
         data = _convert_in_subprocess(
-            model, stream, quantize, frames_per_step, state, calibration_frames
+            model,
+            stream,
+            quantize,
+            frames_per_step,
+            state,
+            calibration_frames,
+            per_frame,
         )
     check_ops(data, [layer.name for layer in model._flatten_layers(include_self=False)])
     return data
@@ -122,8 +140,42 @@ def _warn_if_normalization_first(model):
         )
 
 
+def _checked_stream(representative_stream, model):
+    """The calibration stream as `(frames, features)` float32, or a ValueError saying what is
+    wrong with it (a non-finite value crashes the converter or silently spoils the scales)."""
+    stream = np.asarray(representative_stream)
+    if stream.dtype.kind not in "fiu" or stream.ndim not in (2, 3):
+        raise ValueError(
+            "representative_stream must be a numeric (frames, features) or (1, frames, "
+            f"features) array; got dtype {stream.dtype} and shape {stream.shape}."
+        )
+    if stream.ndim == 3 and stream.shape[0] != 1:
+        raise ValueError(
+            f"representative_stream must be one continuous stream; got a batch of "
+            f"{stream.shape[0]} (shape {stream.shape}): concatenate them in time."
+        )
+    features = model.inputs[0].shape[-1]
+    if stream.shape[-1] != features:
+        raise ValueError(
+            f"representative_stream has {stream.shape[-1]} features per frame; model "
+            f"'{model.name}' takes {features}."
+        )
+    stream = stream.reshape(-1, stream.shape[-1]).astype("float32")
+    if len(stream) == 0:
+        raise ValueError("representative_stream has no frames.")
+    finite = np.isfinite(stream).all(axis=-1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"representative_stream has NaN or Inf in {len(bad)} frame(s) (first: "
+            f"{bad[:5].tolist()}); calibration would crash or spoil the int8 scales. "
+            "Clean the stream first."
+        )
+    return stream
+
+
 def _convert_in_subprocess(
-    model, stream, quantize, frames_per_step, state, calibration_frames
+    model, stream, quantize, frames_per_step, state, calibration_frames, per_frame=()
 ):
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -133,7 +185,11 @@ def _convert_in_subprocess(
         if stream is not None:
             np.save(folder / "stream.npy", stream)
             arguments.append(str(folder / "stream.npy"))
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": "tensorflow",
+            "KERAS_RESETFREE_PER_FRAME": ",".join(per_frame),
+        }
         result = subprocess.run(
             [sys.executable, "-m", "keras_resetfree.export.tf_step", *arguments],
             env=env,

@@ -6,6 +6,7 @@ TensorFlow backend when the model was made on another backend.
 """
 
 import contextlib
+import os
 import sys
 
 import keras
@@ -15,6 +16,9 @@ import tensorflow as tf
 from keras_resetfree.export.ops import converter_error
 from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
+
+# The subprocess conversion's `per_frame` layer names, comma-separated.
+PER_FRAME_VARIABLE = "KERAS_RESETFREE_PER_FRAME"
 
 
 @contextlib.contextmanager
@@ -34,9 +38,11 @@ def _unrolled(layers):
 class _StepModule(tf.Module):
     """`step(x)`: the model on `frames` frames from the state held in `self.state`."""
 
-    def __init__(self, model, frames, state):
+    def __init__(self, model, frames, state, per_frame=()):
         super().__init__()
-        self.streamer = Streamer(model, batch_size=1, jit_compile=False)
+        self.streamer = Streamer(
+            model, batch_size=1, jit_compile=False, per_frame=per_frame
+        )
         initial = self.streamer._initial_state()
         self.sizes = [len(layer_state) for layer_state in initial]
         flat = [
@@ -89,8 +95,8 @@ class _StepModule(tf.Module):
         return (outputs, *new)
 
 
-def convert(model, stream, quantize, frames, state, calibration_frames):
-    module = _StepModule(model, frames, state)
+def convert(model, stream, quantize, frames, state, calibration_frames, per_frame=()):
+    module = _StepModule(model, frames, state, per_frame)
     function = module.step.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -161,7 +167,10 @@ def main(argv):
     model_path, out, quantize, frames, state, calibration = argv[:6]
     stream = np.load(argv[6]) if len(argv) > 6 else None
     model = keras.saving.load_model(model_path)
-    data = convert(model, stream, quantize, int(frames), state, int(calibration))
+    per_frame = [n for n in os.environ.get(PER_FRAME_VARIABLE, "").split(",") if n]
+    data = convert(
+        model, stream, quantize, int(frames), state, int(calibration), per_frame
+    )
     with open(out, "wb") as f:
         f.write(data)
 

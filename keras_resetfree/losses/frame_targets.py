@@ -16,12 +16,8 @@ def check_labels(y_true, num_classes, noise_label):
     except Exception:  # a symbolic tensor: checked in-graph instead
         return
     labels = np.asarray(labels)
-    bad = (
-        (labels >= num_classes)
-        | (labels < noise_label)
-        | ((labels != noise_label) & (labels < 0))
-    )
-    bad |= labels != np.round(labels)
+    in_range = (labels >= 0) & (labels < num_classes)
+    bad = ~(in_range | (labels == noise_label)) | (labels != np.round(labels))
     if bad.any():
         raise ValueError(
             f"Frame labels must be integers in [0, {num_classes}) or the noise label "
@@ -64,12 +60,18 @@ def frame_targets(y_true, y_pred, noise_label):
                 f"y_true shape {tuple(y_true.shape)} does not match y_pred shape "
                 f"{tuple(y_pred.shape)} (axis {axis})."
             )
+    if num_classes is not None and 0 <= noise_label < num_classes:
+        raise ValueError(
+            f"noise_label {noise_label} is one of the {num_classes} classes: frames of that "
+            "class would be noise. Use a label outside [0, classes), such as -1."
+        )
     check_labels(y_true, num_classes, noise_label)
     labels = ops.cast(y_true, "int32")
     mask = ops.cast(ops.not_equal(labels, noise_label), y_pred.dtype)
-    valid = ops.logical_or(
-        ops.logical_and(labels >= 0, labels < num_classes),
-        ops.equal(labels, noise_label),
+    in_range = ops.logical_and(labels >= 0, labels < num_classes)
+    valid = ops.logical_or(in_range, ops.equal(labels, noise_label))
+    # Noise (and invalid) frames index class 0 here; the mask zeroes their row.
+    targets = ops.one_hot(
+        ops.where(in_range, labels, 0), num_classes, dtype=y_pred.dtype
     )
-    targets = ops.one_hot(ops.maximum(labels, 0), num_classes, dtype=y_pred.dtype)
     return targets * ops.expand_dims(mask, -1), mask, valid

@@ -63,8 +63,10 @@ class ResetFreeLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {kl_weight}.")
+        if not math.isfinite(float(kl_weight)) or kl_weight < 0:
+            raise ValueError(
+                f"kl_weight must be a finite number >= 0, got {kl_weight}."
+            )
         self.kl_weight = float(kl_weight)
         self.from_logits = from_logits
         self.noise_label = int(noise_label)

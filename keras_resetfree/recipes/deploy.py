@@ -96,7 +96,9 @@ def write_spotter_sketch(spotter, conversion, folder, mfcc, report=None):
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for source in sketch_template().iterdir():
+    template = sketch_template()
+    sources = [] if folder.resolve() == template.resolve() else template.iterdir()
+    for source in sources:
         if source.name in GENERATED or source.suffix not in (".ino", ".cpp", ".h"):
             continue
         # The Arduino IDE wants the .ino named after its folder.

@@ -34,7 +34,10 @@ from keras_resetfree.streaming import Streamer
 # Thresholds of the trade-off sweep: dense near 1, where low false-alarm
 # rates are found.
 THRESHOLDS = np.unique(
-    np.concatenate([np.linspace(0.2, 0.9, 36), 1.0 - np.geomspace(0.1, 1e-4, 40)])
+    np.round(
+        np.concatenate([np.linspace(0.2, 0.9, 36), 1.0 - np.geomspace(0.1, 1e-4, 40)]),
+        6,
+    )
 )
 REPORT_RATES = (0.5, 1.0, 5.0, 10.0)
 
