@@ -175,3 +175,73 @@ def test_bad_loader_arguments(tmp_path):
     _write(fsdd / "three_anna.wav", _tone(0.2, rate=8000), rate=8000)
     with pytest.raises(ValueError, match="not <digit>_<speaker>_<index>"):
         datasets.load_fsdd(tmp_path / "fsdd")
+
+
+def test_file_cut_inside_its_data_chunk_and_float_pcm_scale_raise(tmp_path):
+    good = _write(tmp_path / "good.wav", _tone(0.5))
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(good.read_bytes()[:1000])  # header intact, data chunk cut short
+    with pytest.raises(
+        datasets.AudioFileError, match=r"cut\.wav is cut short.*truncated"
+    ):
+        datasets.load_audio(cut)
+    assert datasets.load_audio(good)[0].shape == (8000,)
+    scaled = _write(tmp_path / "scaled.wav", _tone(0.2) * 16000, subtype="FLOAT")
+    with pytest.raises(datasets.AudioFileError, match=r"scaled\.wav .*peaking at 8000"):
+        datasets.load_audio(scaled)
+    try:
+        datasets.load_audio(scaled)
+    except datasets.AudioFileError as error:
+        assert error.kind == "range"
+    # A float file a little over full scale is audio, not PCM stored as float.
+    loud = _write(tmp_path / "loud.wav", _tone(0.2) * 2.4, subtype="FLOAT")
+    assert np.abs(datasets.load_audio(loud)[0]).max() == pytest.approx(1.2, abs=1e-3)
+
+
+def test_synthesizer_cache_survives_damage_races_and_failed_writes(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip(
+        "espeakng_loader", reason="the audio extra (espeakng-loader) is not installed"
+    )
+    first = datasets.synthesize_keywords(("up",), 2, seed=1, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("*.npz")
+    good = cache.read_bytes()
+    damaged = {
+        "truncated": good[: len(good) // 2],
+        "bit-flipped": good[:200] + bytes([good[200] ^ 0xFF]) + good[201:],
+    }
+    for name, data in damaged.items():
+        cache.write_bytes(data)
+        with pytest.warns(UserWarning, match=rf"{cache.name} is damaged"):
+            again = datasets.synthesize_keywords(("up",), 2, seed=1, cache_dir=tmp_path)
+        for a, b in zip(first.waveforms, again.waveforms):
+            np.testing.assert_array_equal(a, b)
+        assert cache.read_bytes() == good, name  # rebuilt
+    # Arrays that disagree in length.
+    with np.load(cache) as stored:
+        arrays = dict(stored)
+    arrays["labels"] = arrays["labels"][:1]
+    np.savez_compressed(cache, **arrays)
+    with pytest.warns(UserWarning, match="1 labels"):
+        datasets.synthesize_keywords(("up",), 2, seed=1, cache_dir=tmp_path)
+    # Two processes making the same corpus at once: both succeed.
+    code = (
+        "import sys; from keras_resetfree import datasets; "
+        "datasets.synthesize_keywords(('go',), 2, seed=3, cache_dir=sys.argv[1])"
+    )
+    racers = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "race")])
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in racers] == [0, 0]
+    assert len(list((tmp_path / "race").glob("*.npz"))) == 1
+    # A cache folder that cannot be written: the corpus is still returned.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    with pytest.warns(UserWarning, match="Could not write the keyword cache"):
+        corpus = datasets.synthesize_keywords(
+            ("up",), 2, seed=1, cache_dir=blocked / "x"
+        )
+    assert len(corpus) == 2 and not list(tmp_path.glob("**/*.tmp.npz"))

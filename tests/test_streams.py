@@ -200,3 +200,19 @@ def test_bad_stream_arguments():
         short.with_mask_threshold(1.5)
     with pytest.raises(ValueError, match="at least one piece"):
         streams.Stream.concatenate([])
+
+
+def test_keyword_stream_refuses_bad_noise_rates_and_snr():
+    from keras_resetfree import features
+
+    words = _tone_words()
+    with pytest.raises(ValueError, match=r"Noise recording 0 has shape \(100, 2\)"):
+        streams.KeywordStream(words, [np.ones((100, 2))])
+    with pytest.raises(ValueError, match="Noise recording 1 is empty"):
+        streams.KeywordStream(words, [np.ones(100), np.zeros(0)])
+    with pytest.raises(ValueError, match=r"snr_db must be a finite number.*nan"):
+        streams.KeywordStream(words, _noise(), snr_db=float("nan"))
+    with pytest.raises(
+        ValueError, match="expects 8000 Hz audio; the dataset is at 16000 Hz"
+    ):
+        streams.KeywordStream(words, _noise(), features=features.MFCC(8000, 240, 160))

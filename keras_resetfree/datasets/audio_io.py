@@ -33,6 +33,36 @@ def resample(waveform, from_rate, to_rate):
     ).astype("float32")
 
 
+def _wav_truncation(path):
+    """A message when a RIFF/WAVE file's data chunk claims more bytes than the file holds."""
+    import struct
+
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        size = f.seek(0, 2)
+        position = 12
+        while position + 8 <= size:
+            f.seek(position)
+            name, length = struct.unpack("<4sI", f.read(8))
+            if name == b"data":
+                # 0 and 0xFFFFFFFF mark a stream whose length was never written.
+                available = size - position - 8
+                if length not in (0, 0xFFFFFFFF) and length > available:
+                    return (
+                        f"its data chunk declares {length} bytes but the file holds "
+                        f"{available} (truncated)"
+                    )
+                return None
+            position += 8 + length + (length & 1)
+    return None
+
+
+# A float file peaking above this holds integer PCM stored as float, not audio in [-1, 1].
+_FLOAT_PEAK_LIMIT = 2.0
+
+
 def load_audio(path, sample_rate=None, resample_to_rate=True):
     """Reads an audio file as float32 mono in [-1, 1].
 
@@ -53,10 +83,13 @@ def load_audio(path, sample_rate=None, resample_to_rate=True):
     soundfile, _ = _require_audio_extra()
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        truncated = _wav_truncation(path)
     except Exception as error:  # soundfile raises LibsndfileError / RuntimeError
         raise AudioFileError(
             f"Cannot decode audio file {path}: {error}", "corrupt"
         ) from error
+    if truncated:
+        raise AudioFileError(f"Audio file {path} is cut short: {truncated}.", "corrupt")
     if data.shape[0] == 0:
         raise AudioFileError(f"Audio file {path} holds no samples.", "empty")
     if data.shape[1] != 1:
@@ -68,6 +101,13 @@ def load_audio(path, sample_rate=None, resample_to_rate=True):
     if not np.all(np.isfinite(waveform)):
         raise AudioFileError(
             f"Audio file {path} holds NaN or Inf samples.", "non_finite"
+        )
+    peak = float(np.abs(waveform).max())
+    if peak > _FLOAT_PEAK_LIMIT:
+        raise AudioFileError(
+            f"Audio file {path} holds float samples peaking at {peak:g}, far outside "
+            "[-1, 1]: integer PCM stored as float? Scale it (e.g. / 32768) and save again.",
+            "range",
         )
     if sample_rate is not None and rate != sample_rate:
         if not resample_to_rate:

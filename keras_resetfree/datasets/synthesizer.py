@@ -2,9 +2,11 @@
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,61 @@ def _trim(waveform, threshold=0.02, margin=0.03, sample_rate=16000):
         return waveform
     pad = int(margin * sample_rate)
     return waveform[max(loud[0] - pad, 0) : loud[-1] + pad]
+
+
+def _read_cache(cache, expected):
+    """The cached `(waveforms, labels, speakers)`, or None (with a warning) when the file is
+    damaged or inconsistent: the corpus is then made again and the file replaced."""
+    try:
+        with np.load(cache, allow_pickle=False) as stored:
+            audio, lengths = stored["audio"], stored["lengths"]
+            labels, speakers = stored["labels"], stored["speakers"]
+        if not (len(lengths) == len(labels) == len(speakers) == expected):
+            raise ValueError(
+                f"{len(lengths)} lengths, {len(labels)} labels, {len(speakers)} speakers "
+                f"for {expected} utterances"
+            )
+        if lengths.sum() != len(audio) or (lengths <= 0).any():
+            raise ValueError(
+                f"lengths add to {lengths.sum()}, audio has {len(audio)} samples"
+            )
+    except Exception as error:  # zip, EOF, missing keys, bad arrays
+        warnings.warn(
+            f"Keyword cache {cache} is damaged ({type(error).__name__}: {error}); "
+            "synthesizing the corpus again.",
+            stacklevel=3,
+        )
+        return None
+    waveforms = np.split(audio, np.cumsum(lengths)[:-1])
+    return waveforms, labels, speakers.tolist()
+
+
+def _write_cache(cache, waveforms, labels, speakers):
+    """Writes the cache atomically under a name no other process uses; a failed write
+    (full disk, read-only folder) leaves no file behind and only warns: the corpus is kept."""
+    temporary = None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=cache.stem + ".", suffix=".tmp.npz", dir=cache.parent
+        )
+        with os.fdopen(handle, "wb") as f:
+            np.savez_compressed(
+                f,
+                audio=np.concatenate(waveforms),
+                lengths=np.array([len(w) for w in waveforms]),
+                labels=np.array(labels, dtype="int32"),
+                speakers=np.array(speakers),
+            )
+        os.replace(temporary, cache)
+    except OSError as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.remove(temporary)
+        warnings.warn(
+            f"Could not write the keyword cache {cache} ({error}); the corpus is made "
+            "again next time.",
+            stacklevel=3,
+        )
 
 
 def synthesize_keywords(
@@ -106,17 +163,17 @@ def synthesize_keywords(
     folder = Path(cache_dir) if cache_dir else keras_cache_dir() / "synthetic_keywords"
     cache = folder / f"keywords_{key}.npz"
     if cache.is_file():
-        stored = np.load(cache, allow_pickle=False)
-        lengths = stored["lengths"]
-        waveforms = np.split(stored["audio"], np.cumsum(lengths)[:-1])
-        return AudioDataset(
-            waveforms,
-            stored["labels"],
-            list(words),
-            stored["speakers"].tolist(),
-            [""] * len(lengths),
-            sample_rate,
-        )
+        cached = _read_cache(cache, len(words) * int(n_per_word))
+        if cached is not None:
+            waveforms, labels, speakers = cached
+            return AudioDataset(
+                waveforms,
+                labels,
+                list(words),
+                speakers,
+                [""] * len(labels),
+                sample_rate,
+            )
     rng = np.random.default_rng(seed)
     jobs, labels, gains = [], [], []
     for label, word in enumerate(words):
@@ -147,16 +204,7 @@ def synthesize_keywords(
             )
         waveforms.append((wave * (gain / peak)).astype("float32"))
         speakers.append(job["voice"])
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(
-        temporary,
-        audio=np.concatenate(waveforms),
-        lengths=np.array([len(w) for w in waveforms]),
-        labels=np.array(labels, dtype="int32"),
-        speakers=np.array(speakers),
-    )
-    temporary.replace(cache)
+    _write_cache(cache, waveforms, labels, speakers)
     return AudioDataset(
         waveforms,
         np.array(labels, dtype="int32"),

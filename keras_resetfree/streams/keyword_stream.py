@@ -12,6 +12,30 @@ _DITHER_RMS = (
 )
 
 
+def _checked_noise(noise):
+    """The background recordings as float32 mono arrays, or a ValueError naming the bad one."""
+    if isinstance(noise, np.ndarray) and noise.ndim == 1:
+        noise = [noise]
+    checked = []
+    for i, recording in enumerate(noise):
+        recording = np.asarray(recording)
+        if recording.ndim != 1:
+            raise ValueError(
+                f"Noise recording {i} has shape {recording.shape}: each must be a mono "
+                "waveform (samples,). Mix stereo down first."
+            )
+        if recording.size == 0:
+            raise ValueError(f"Noise recording {i} is empty.")
+        if not np.isfinite(recording).all():
+            raise ValueError(f"Noise recording {i} holds NaN or Inf samples.")
+        if not np.any(recording):
+            raise ValueError(
+                f"Noise recording {i} is all zeros: its level cannot be set."
+            )
+        checked.append(recording.astype("float32"))
+    return checked or None
+
+
 class KeywordStream:
     """A never-ending keyword stream: utterances at random SNR between gaps of noise.
 
@@ -74,12 +98,26 @@ class KeywordStream:
 
         self.dataset = dataset
         self.sample_rate = dataset.sample_rate
-        self.noise = [np.asarray(n, "float32") for n in noise] if noise else None
+        self.noise = _checked_noise(noise) if noise is not None else None
         self.num_segments = num_segments
         self.snr_db = (snr_db, snr_db) if np.isscalar(snr_db) else tuple(snr_db)
         self.gap_seconds = tuple(gap_seconds)
+        for name, pair in (("snr_db", self.snr_db), ("gap_seconds", self.gap_seconds)):
+            if len(pair) != 2 or not all(np.isfinite(pair)) or pair[0] > pair[1]:
+                raise ValueError(
+                    f"{name} must be a finite number or (min, max); got {pair}."
+                )
+        if self.gap_seconds[0] < 0:
+            raise ValueError(f"gap_seconds must be >= 0, got {self.gap_seconds}.")
         self.noise_rms = float(noise_rms)
         self.features = features or feature_layers.MFCC(self.sample_rate)
+        rate = getattr(self.features, "sample_rate", None)
+        if rate is not None and int(rate) != int(self.sample_rate):
+            raise ValueError(
+                f"The feature layer expects {rate} Hz audio; the dataset is at "
+                f"{self.sample_rate} Hz. Load the dataset at {rate} Hz "
+                f"(sample_rate={rate}) or build the features for {self.sample_rate} Hz."
+            )
         step, length = self.features.frame_step, self.features.frame_length
         if mask == "temporal_intensity":
             mask = masks.TemporalIntensityMask(length, step)
