@@ -370,3 +370,15 @@ def test_cli_errors_name_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--size", "huge", "--out", str(tmp_path / "x")])
     assert "a size name" in capsys.readouterr().err
+
+
+def test_silence_threshold_is_calibrated_on_validation():
+    stream = _stream([0, 1, 3, 0, 3], noise_classes=(3,))
+    # Right but unsure (0.4 against 0.2 for the others), and uniform on silence.
+    probs = _probs_for(stream, [0, 1, None, 0, None], peak=0.4)
+    by_default = recipes.score(probs, stream, curve=False)
+    assert by_default["segment_accuracy"] == pytest.approx(2 / 5)  # all called silence
+    detector = recipes.calibrate(probs, stream, 5.0)
+    assert 0.25 < detector.silence_threshold <= 0.4
+    calibrated = recipes.score(probs, stream, detector, curve=False)
+    assert calibrated["segment_accuracy"] == 1.0

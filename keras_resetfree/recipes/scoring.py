@@ -9,8 +9,9 @@ The rules, used by every command, benchmark and document of the project:
   classes (`_silence_`) are left out: they have no decision frame.
 - segment accuracy: the argmax of the mean posterior over the segment's
   frames, over every label; when the stream has a noise class (`_silence_`),
-  a segment whose mean posterior stays below `silence_threshold` (default
-  2 / classes: no class twice as likely as uniform) is called silence.
+  a segment whose mean posterior stays below the silence threshold (the
+  spotter's, calibrated on the validation stream; default 2 / classes: no
+  class twice as likely as uniform) is called silence.
 - detection: the causal detector of `keras_resetfree.metrics.detect`
   (moving average of `smoothing` frames, threshold, refractory period); it
   never reports `ignore_classes` (`_unknown_`, `_silence_`). A keyword
@@ -123,6 +124,8 @@ class Detector:
     threshold: float = 0.5
     smoothing: int = 5
     refractory: int = 50
+    # Segment accuracy's "silence" below this mean posterior (None: 2 / classes).
+    silence_threshold: float = None
 
     def to_json(self):
         return json.dumps(asdict(self))
@@ -203,15 +206,33 @@ def calibrate(
                 candidate,
                 Detector(float(thresholds[pick]), int(smoothing), int(refractory)),
             )
-    if best is None:
-        return Detector(float(THRESHOLDS[-1]), int(max(smoothings)), int(refractory))
-    return best[1]
+    detector = (
+        best[1]
+        if best is not None
+        else Detector(float(THRESHOLDS[-1]), int(max(smoothings)), int(refractory))
+    )
+    detector.silence_threshold = calibrate_silence(probs, stream)
+    return detector
+
+
+def calibrate_silence(probs, stream):
+    """The silence threshold of segment accuracy that scores best on `stream` (the
+    validation stream), or None when it has no noise class."""
+    if not stream.noise_classes or not len(stream.segments):
+        return None
+    classes = probs.shape[-1]
+    grid = np.round(np.linspace(1.0 / classes, 0.6, 50), 4)
+    truth = np.asarray(stream.segments)[:, 2]
+    accuracy = [np.mean(segment_predictions(probs, stream, t) == truth) for t in grid]
+    return float(grid[int(np.argmax(accuracy))])
 
 
 def score(
     probs, stream, detector=None, silence_threshold=None, rates=REPORT_RATES, curve=True
 ):
     """Every score of the module on one never-reset stream; `probs` `(frames, classes)`.
+
+    `silence_threshold` (default the detector's) decides silence in segment accuracy.
 
     Returns a dict: `acc_f`, `acc_p`, `segment_accuracy`, `noise_confidence`,
     and for audio streams (with a frame rate) the detector's `hit_rate`,
@@ -221,13 +242,14 @@ def score(
     probs = np.asarray(probs, np.float64)
     segments = np.asarray(stream.segments).reshape(-1, 3)
     informative = segments[~np.isin(segments[:, 2], list(stream.noise_classes))]
+    silence = silence_threshold
+    if silence is None and detector is not None:
+        silence = detector.silence_threshold
     result = {
         "acc_f": metrics.frame_accuracy(stream.labels, probs, stream.noise_label),
         "acc_p": metrics.stream_decision_accuracy(probs, informative, stream.mask),
         "segment_accuracy": float(
-            np.mean(
-                segment_predictions(probs, stream, silence_threshold) == segments[:, 2]
-            )
+            np.mean(segment_predictions(probs, stream, silence) == segments[:, 2])
         )
         if len(segments)
         else float("nan"),
