@@ -339,3 +339,12 @@ def test_int8_warns_when_the_model_starts_with_normalization():
     )
     with pytest.warns(UserWarning, match="starts with a Normalization layer"):
         export.to_tflite(model, stream, quantize="int8")
+
+
+def test_c_array_and_stepper_refuse_what_is_not_a_model(tmp_path):
+    with pytest.raises(ValueError, match="is not a C identifier"):
+        export.write_c_array(b"TFL3", tmp_path / "m.cc", name=int)
+    with pytest.raises(TypeError, match="needs the .tflite bytes, got str"):
+        export.write_c_array("model.tflite", tmp_path / "m.cc")
+    with pytest.raises(ValueError, match="bytes of a .tflite model"):
+        export.MicroStepper(b"definitely not a flatbuffer")

@@ -229,3 +229,16 @@ def test_public_api():
     assert keras_resetfree.Streamer is not None
     with pytest.raises(ValueError, match="units must be positive"):
         layers.GRU(0)
+
+
+def test_spiking_and_readout_refuse_bad_constants():
+    for kwargs, message in (
+        ({"dt": 0.0}, "dt must be > 0"),
+        ({"dt": -1.0}, "dt must be > 0"),
+        ({"threshold": float("nan")}, "threshold must be a finite number > 0"),
+        ({"threshold": 0.0}, "threshold must be a finite number > 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            layers.SpikingRNN(4, **kwargs)
+    with pytest.raises(ValueError, match="dt must be > 0"):
+        layers.LeakyReadout(3, dt=0.0)

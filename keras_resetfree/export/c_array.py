@@ -15,8 +15,12 @@ def write_c_array(data, path, name="g_model"):
     Returns:
         `(cc_path, h_path)`.
     """
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"{name!r} is not a C identifier.")
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"write_c_array needs the .tflite bytes, got {type(data).__name__}."
+        )
     if not data:
         raise ValueError("write_c_array got no bytes.")
     cc = Path(path)

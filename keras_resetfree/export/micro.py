@@ -39,6 +39,17 @@ class MicroStepper:
     """
 
     def __init__(self, data, arena_size=None):
+        if (
+            not isinstance(data, bytes | bytearray)
+            or len(data) < 8
+            or data[4:8] != b"TFL3"
+        ):
+            kind = type(data).__name__
+            raise ValueError(
+                f"MicroStepper needs the bytes of a .tflite model (flatbuffer identifier "
+                f"'TFL3'); got {kind} of {len(data) if hasattr(data, '__len__') else '?'} "
+                "items that is not one."
+            )
         runtime = _require_tflm()
         kwargs = {"arena_size": arena_size} if arena_size else {}
         self.interpreter = runtime.Interpreter.from_bytes(data, **kwargs)

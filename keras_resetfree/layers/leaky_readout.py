@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -30,6 +32,8 @@ class LeakyReadoutCell(ResetFreeCell):
             tau_initializer or keras.initializers.RandomNormal(20.0, 5.0)
         )
         self.dt = float(dt)
+        if not math.isfinite(self.dt) or self.dt <= 0:
+            raise ValueError(f"LeakyReadoutCell: dt must be > 0, got {dt}.")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.state_size = self.units
         self.output_size = self.units

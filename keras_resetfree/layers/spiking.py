@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -47,6 +49,12 @@ class LIFCell(DenseRecurrentCell):
         )
         self.threshold = float(threshold)
         self.dt = float(dt)
+        if not math.isfinite(self.threshold) or self.threshold <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: threshold must be a finite number > 0, got {threshold}."
+            )
+        if not math.isfinite(self.dt) or self.dt <= 0:
+            raise ValueError(f"{type(self).__name__}: dt must be > 0, got {dt}.")
         self.surrogate = surrogates.get(surrogate)
         self.state_size = [self.units, self.units]
 
