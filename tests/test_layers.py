@@ -242,3 +242,25 @@ def test_spiking_and_readout_refuse_bad_constants():
             layers.SpikingRNN(4, **kwargs)
     with pytest.raises(ValueError, match="dt must be > 0"):
         layers.LeakyReadout(3, dt=0.0)
+
+
+def test_gru_weights_copy_to_and_from_keras_gru():
+    x = np.random.default_rng(0).normal(size=(2, 9, 5)).astype("float32")
+    theirs = keras.layers.GRU(6, return_sequences=True)
+    ours = layers.GRU(6)
+    theirs.build((None, None, 5))
+    ours.build((None, None, 5))
+    ours.set_weights(theirs.get_weights())  # Keras's layout: 3 arrays
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(x)),
+        keras.ops.convert_to_numpy(theirs(x)),
+        atol=1e-5,
+    )
+    fresh = layers.GRU(6)
+    fresh.build((None, None, 5))
+    theirs.set_weights(fresh.keras_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(fresh(x)),
+        keras.ops.convert_to_numpy(theirs(x)),
+        atol=1e-5,
+    )

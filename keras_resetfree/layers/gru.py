@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 from keras import ops
 
 from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
@@ -84,3 +85,25 @@ class GRU(ResetFreeRNN):
     """
 
     cell_class = GRUCell
+
+    def set_weights(self, weights):
+        """Sets the weights from this layer's layout (`kernel, recurrent_kernel, bias,
+        recurrent_bias`) or from `keras.layers.GRU(reset_after=True)`'s (`kernel,
+        recurrent_kernel, bias` with the two biases stacked as `(2, 3 * units)`)."""
+        weights = list(weights)
+        if (
+            len(weights) == 3
+            and np.ndim(weights[2]) == 2
+            and np.shape(weights[2])[0] == 2
+        ):
+            kernel, recurrent_kernel, biases = weights
+            weights = [kernel, recurrent_kernel, biases[0], biases[1]]
+        super().set_weights(weights)
+
+    def keras_weights(self):
+        """The weights in `keras.layers.GRU(reset_after=True)`'s layout, for its
+        `set_weights`."""
+        kernel, recurrent_kernel, *biases = self.get_weights()
+        if not biases:
+            return [kernel, recurrent_kernel]
+        return [kernel, recurrent_kernel, np.stack(biases)]
