@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_resetfree._compat import call_has_training_arg, run_through_graph
 from keras_resetfree.layers.base import ResetFreeRNN, check_sequences
 
 # Layers that act on each frame alone (or are containers): streaming them chunk by
@@ -209,21 +210,20 @@ class Streamer:
                 return lambda inputs, *args, **kwargs: run_model(op, inputs)
 
             def run_layer(*args, **kwargs):
-                if getattr(op, "_call_has_training_arg", False):
+                if call_has_training_arg(op):
                     kwargs["training"] = False
                 return op(*args, **kwargs)
 
             return run_layer
 
         def run_model(model, inputs):
-            graph = getattr(model, "_functional", None) or model
-            if not hasattr(graph, "_run_through_graph"):
+            outputs = run_through_graph(model, inputs, operation_fn)
+            if outputs is None:
                 raise TypeError(
                     f"Streamer supports Sequential and functional models; "
                     f"'{model.name}' ({type(model).__name__}) is subclassed, so its "
                     "graph cannot be followed."
                 )
-            outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
             return (
                 outputs[0]
                 if isinstance(outputs, (list, tuple)) and len(outputs) == 1

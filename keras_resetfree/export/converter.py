@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resetfree._compat import flat_layers
 from keras_resetfree.export.ops import UnsupportedOpError, check_ops
 
 QUANTIZE = ("float", "int8", "int16x8")
@@ -115,7 +116,7 @@ def to_tflite(
             calibration_frames,
             per_frame,
         )
-    check_ops(data, [layer.name for layer in model._flatten_layers(include_self=False)])
+    check_ops(data, [layer.name for layer in flat_layers(model)])
     return data
 
 
@@ -125,7 +126,7 @@ def _warn_if_normalization_first(model):
     first = next(
         (
             layer
-            for layer in model._flatten_layers(include_self=False)
+            for layer in flat_layers(model)
             if not isinstance(layer, keras.layers.InputLayer)
         ),
         None,

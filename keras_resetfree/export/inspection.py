@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_resetfree._compat import tflite_ops
 from keras_resetfree.export.ops import _interpreter, op_details
 
 
@@ -185,7 +186,7 @@ def inspect(data):
     for name, _ in details:
         ops[name] = ops.get(name, 0) + 1
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    raw = interpreter._get_ops_details()
+    raw = tflite_ops(interpreter)
     state_bytes = 0
     macs = 0
     for op in raw:

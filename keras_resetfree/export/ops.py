@@ -2,6 +2,8 @@
 
 import re
 
+from keras_resetfree._compat import tflite_ops
+
 # Builtin ops with TFLite Micro kernels (tensorflow/lite/micro/micro_mutable_op_resolver.h),
 # used when the tflite-micro package is not installed to ask the runtime itself.
 TFLM_BUILTINS = frozenset(
@@ -42,7 +44,7 @@ def op_details(data):
     tensors = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     return [
         (op["op_name"], [tensors.get(i, "") for i in op["outputs"]])
-        for op in interpreter._get_ops_details()
+        for op in tflite_ops(interpreter)
     ]
 
 

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_resetfree._compat import enable_variable_quantization, flat_layers
 from keras_resetfree.export.ops import converter_error
 from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
@@ -140,18 +141,18 @@ def convert(model, stream, quantize, frames, state, calibration_frames, per_fram
             converter.target_spec.supported_ops = [ops_set]
             converter.inference_input_type = converter.inference_output_type = tf.int16
         # Otherwise the state stays float32 with QUANTIZE/DEQUANTIZE around it.
-        converter._experimental_variable_quantization = True
+        enable_variable_quantization(converter)
     # The state variables still hold the initial state (calibration runs in
     # the converter's interpreter), which becomes the init subgraph's value.
     try:
         return converter.convert()
     except Exception as error:
-        names = [layer.name for layer in model._flatten_layers(include_self=False)]
+        names = [layer.name for layer in flat_layers(model)]
         unsupported = converter_error(error, function.graph, names)
         if unsupported is not None:
             spiking = [
                 layer.name
-                for layer in model._flatten_layers(include_self=False)
+                for layer in flat_layers(model)
                 if isinstance(layer, SpikingRNN)
             ]
             if quantize == "int16x8" and spiking:

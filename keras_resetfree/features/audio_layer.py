@@ -6,7 +6,7 @@ import numpy as np
 # Keras's base for layers that also run inside tf.data whatever the backend:
 # `self.backend` switches to TensorFlow in a tf.data graph. Not exported in
 # keras.layers (3.15), but it is what Keras's own preprocessing layers use.
-from keras.src.layers.preprocessing.data_layer import DataLayer
+from keras_resetfree._compat import DataLayer
 
 _PEAK_LIMIT = 1.0 + 1e-3
 

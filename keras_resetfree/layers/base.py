@@ -12,7 +12,7 @@ from keras import ops
 
 # The time loop of keras.layers.RNN itself (tf.while_loop, lax.scan or a torch
 # loop): not in keras.ops, but the layer we subclass relies on it too.
-from keras.src.backend import rnn as backend_rnn
+from keras_resetfree._compat import backend_rnn
 
 PACKAGE = "keras_resetfree"
 
