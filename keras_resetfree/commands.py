@@ -23,6 +23,15 @@ def _check_writable(path, option):
         _fail(f"{option} {path}: folder {parent} is not writable.")
 
 
+def _load_spotter(path):
+    from keras_resetfree import recipes
+
+    try:
+        return recipes.Spotter.load(path)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(f"model {path}: {error}")
+
+
 def _print_scores(scores, prefix=""):
     rates = [k for k in scores if k.startswith(f"{prefix}frr_at_")]
     print(
@@ -209,10 +218,7 @@ def evaluate(args):
 
     from keras_resetfree import recipes
 
-    try:
-        spotter = recipes.Spotter.load(args.model)
-    except (FileNotFoundError, ValueError) as error:
-        _fail(f"--model: {error}")
+    spotter = _load_spotter(args.model)
     config = spotter.config
     if args.data:
         config.data = args.data
@@ -301,10 +307,7 @@ def convert(args):
     path = Path(args.model)
     normalization = None
     if path.is_dir():
-        try:
-            spotter = recipes.Spotter.load(path)
-        except (FileNotFoundError, ValueError) as error:
-            _fail(f"model {path}: {error}")
+        spotter = _load_spotter(path)
         calibration = None
         if args.calibration is None and args.quantize != "float":
             calibration = recipes.spotter.load_task(spotter.config).train_stream(0)
@@ -362,10 +365,7 @@ def sketch(args):
     """Writes the complete Arduino sketch folder for a spotter folder."""
     from keras_resetfree import recipes
 
-    try:
-        spotter = recipes.Spotter.load(args.model)
-    except (FileNotFoundError, ValueError) as error:
-        _fail(f"model {args.model}: {error}")
+    spotter = _load_spotter(args.model)
     _check_writable(Path(args.out) / "x", "--out")
     task = recipes.spotter.load_task(spotter.config)
     _write_sketch(spotter, task, args.out, args.quantize)

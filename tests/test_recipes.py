@@ -354,7 +354,7 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
 def test_cli_errors_name_the_option(tmp_path, capsys):
     from keras_resetfree.cli import main
 
-    with pytest.raises(SystemExit, match="--model: .*not a spotter folder"):
+    with pytest.raises(SystemExit, match="model .*: .*not a spotter folder"):
         main(["evaluate", str(tmp_path)])
     (tmp_path / "bad.toml").write_text("famly = 1\n")
     with pytest.raises(SystemExit, match="--config .*unknown settings"):

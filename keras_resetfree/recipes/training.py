@@ -40,7 +40,7 @@ class StreamValidation(keras.callbacks.Callback):
         stream,
         monitor="val_segment_accuracy",
         patience=10,
-        min_delta=1e-3,
+        min_delta=0.005,
         restore_best_weights=True,
         detector=None,
         chunk=250,
