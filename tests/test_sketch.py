@@ -1,6 +1,7 @@
 """The Arduino sketch's portable C++ (keras_resetfree/export/resetfree_kws) against the library, on the host."""
 
 import ctypes
+import itertools
 import re
 import shutil
 import subprocess
@@ -47,7 +48,9 @@ def _build(folder):
     lib.rf_detect.restype = ctypes.c_int
     lib.rf_detect.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_double,
                               ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                              ctypes.c_void_p]  # fmt: skip
+                              ctypes.c_void_p, ctypes.c_uint64]  # fmt: skip
+    lib.rf_frame_seconds.restype = ctypes.c_uint64
+    lib.rf_frame_seconds.argtypes = [ctypes.c_uint64, ctypes.c_int, ctypes.c_int]
     return lib
 
 
@@ -158,25 +161,37 @@ def test_board_detector_matches_detect(tmp_path):
         )
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs = (probs / probs.sum(-1, keepdims=True)).astype(np.float32)
-    for threshold, smoothing, refractory, ignore in [
-        (0.5, 5, 50, ()),
-        (0.75, 1, 0, (0,)),
-        (0.25, 20, 10, (2, 5)),
-    ]:
+    # The frame count starts at 0, just below the 32-bit wrap (497 days at 50
+    # frames/s for a signed long, 994 for an unsigned one) and just below the
+    # 64-bit wrap: the detections are the same.
+    starts = (0, 2**31 - 7_000, 2**32 - 7_000, 2**64 - 7_000)
+    for (threshold, smoothing, refractory, ignore), start in itertools.product(
+        [
+            (0.5, 5, 50, ()),
+            (0.75, 1, 0, (0,)),
+            (0.25, 20, 10, (2, 5)),
+        ],
+        starts,
+    ):
         ignored = np.array([c in ignore for c in range(classes)], dtype=np.bool_)
         out_frames = np.zeros(frames, np.int32)
         out_classes = np.zeros(frames, np.int32)
         n = lib.rf_detect(
             _pointer(probs), frames, classes, threshold, smoothing, refractory,
-            _pointer(ignored), _pointer(out_frames), _pointer(out_classes),
+            _pointer(ignored), _pointer(out_frames), _pointer(out_classes), start,
         )  # fmt: skip
         expected = metrics.detect(probs, threshold, smoothing, refractory, ignore)
         got = list(zip(out_frames[:n].tolist(), out_classes[:n].tolist()))
         assert len(expected) > 50
         assert got == expected
     bad = lib.rf_detect(_pointer(probs), frames, classes, 0.5, 0, 5, None,
-                        _pointer(out_frames), _pointer(out_classes))  # fmt: skip
+                        _pointer(out_frames), _pointer(out_classes), 0)  # fmt: skip
     assert bad == -1
+    # The time printed with a detection, from the 64-bit frame count.
+    for frames_seen in (0, 49, 50, 2**32 - 1, 2**32 + 50, 2**40, 2**64 - 1):
+        assert (
+            lib.rf_frame_seconds(frames_seen, 320, 16000) == frames_seen * 320 // 16000
+        )
 
 
 def test_resolver_methods():

@@ -44,7 +44,7 @@ alignas(16) uint8_t g_arena[kTensorArenaSize];
 tflite::MicroInterpreter* g_interpreter = nullptr;
 TfLiteTensor* g_input = nullptr;
 TfLiteTensor* g_output = nullptr;
-uint32_t g_frames = 0;
+uint64_t g_frames = 0;  // 64-bit: no wrap in any board's life
 uint32_t g_invoke_micros = 0;
 
 void OnPdmData() {
@@ -110,15 +110,14 @@ void ProcessFrame(const int16_t* frame) {
     Serial.print(g_detector.LastScore(), 2);
     Serial.print(") at ");
     // Seconds since start, in 64-bit arithmetic: the stream never ends.
-    Serial.print(static_cast<unsigned long>(static_cast<uint64_t>(g_frames) *
-                                            resetfree::kFrameStep /
-                                            resetfree::kSampleRate));
+    Serial.print(static_cast<unsigned long long>(resetfree::FrameSeconds(
+        g_frames, resetfree::kFrameStep, resetfree::kSampleRate)));
     Serial.println(" s");
   }
   ++g_frames;
   if (g_frames % 500 == 0) {  // every 10 s at a 20 ms step
     Serial.print("frames ");
-    Serial.print(g_frames);
+    Serial.print(static_cast<unsigned long long>(g_frames));
     Serial.print(", mean Invoke ");
     Serial.print(g_invoke_micros / 500);
     Serial.print(" us, samples lost ");
