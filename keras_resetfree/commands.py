@@ -273,17 +273,23 @@ def tune(args):
         "random": keras_tuner.RandomSearch,
         "bayesian": keras_tuner.BayesianOptimization,
     }[args.tuner]
-    tuner = tuner_class(
-        hypermodel,
-        objective=tuning.objective(),
-        max_trials=args.trials,
-        # KerasTuner takes a seed of 0 for "no seed" and draws a random one.
-        seed=args.seed + 1,
-        directory=args.directory,
-        project_name=args.task,
-        # Without --overwrite an interrupted search resumes where it stopped.
-        overwrite=args.overwrite,
-    )
+    try:
+        tuner = tuner_class(
+            hypermodel,
+            objective=tuning.objective(),
+            max_trials=args.trials,
+            # KerasTuner takes a seed of 0 for "no seed" and draws a random one.
+            seed=args.seed + 1,
+            directory=args.directory,
+            project_name=args.task,
+            # Without --overwrite an interrupted search resumes where it stopped.
+            overwrite=args.overwrite,
+        )
+    except (ValueError, KeyError, OSError) as error:  # json errors are ValueErrors
+        _fail(
+            f"--directory {args.directory}: cannot resume the search in it "
+            f"({type(error).__name__}: {error}); pass --overwrite to start afresh."
+        )
     tuner.search()
     out = Path(args.directory) / args.task
     table = tuning.trials_table(tuner)
@@ -320,9 +326,10 @@ def convert(args):
         )
         data, normalization = conversion.data, conversion.normalization
     else:
-        if not path.is_file():
-            _fail(f"model {path}: no such file.")
-        model = keras.saving.load_model(path)
+        try:
+            model = recipes.spotter.load_keras_model(path)
+        except (FileNotFoundError, ValueError) as error:
+            _fail(f"model {path}: {error}")
         stream = None
         if args.calibration:
             stream = np.load(args.calibration)

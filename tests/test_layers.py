@@ -264,3 +264,15 @@ def test_gru_weights_copy_to_and_from_keras_gru():
         keras.ops.convert_to_numpy(theirs(x)),
         atol=1e-5,
     )
+
+
+def test_wrong_number_of_initial_states_and_empty_sequences():
+    x = np.zeros((1, 4, 3), "float32")
+    ssm = layers.SSM(4, state_size=2)
+    state = np.zeros((1, 4), "float32")
+    with pytest.raises(
+        ValueError, match="has 1 state tensor\\(s\\); initial_state holds 2"
+    ):
+        ssm(x, initial_state=[state, state])
+    with pytest.raises(ValueError, match="0 frames"):
+        layers.GRU(3)(np.zeros((1, 0, 3), "float32"))

@@ -382,3 +382,16 @@ def test_silence_threshold_is_calibrated_on_validation():
     assert 0.25 < detector.silence_threshold <= 0.4
     calibrated = recipes.score(probs, stream, detector, curve=False)
     assert calibrated["segment_accuracy"] == 1.0
+
+
+def test_a_cut_short_keras_file_is_named_as_such(tmp_path):
+    model = recipes.build_model("gru", 3, 2, size=4)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(
+        ValueError, match=r"model\.keras is not a complete \.keras model"
+    ):
+        recipes.spotter.load_keras_model(path)
+    with pytest.raises(FileNotFoundError, match="No model file"):
+        recipes.spotter.load_keras_model(tmp_path / "missing.keras")

@@ -143,6 +143,9 @@ def test_tune_command(shared_data, tmp_path, capsys):
     )  # fmt: skip
     assert again == 0
     assert (tmp_path / "fsdd" / "trials.md").read_text() == first
+    (tmp_path / "fsdd" / "oracle.json").write_text('{"ongoing_trials": ')
+    with pytest.raises(SystemExit, match="cannot resume.*--overwrite"):
+        main(["tune", "--task", "fsdd", "--trials", "2", "--directory", str(tmp_path)])
 
 
 def test_objective_directions():

@@ -219,8 +219,30 @@ class ResetFreeRNN(keras.layers.RNN):
             return_all_outputs=self.return_sequences,
         )
 
+    def _check_initial_state(self, initial_state):
+        if initial_state is None:
+            return
+        states = (
+            list(initial_state)
+            if isinstance(initial_state, list | tuple)
+            else [initial_state]
+        )
+        sizes = self.cell.state_size
+        expected = len(sizes) if isinstance(sizes, list | tuple) else 1
+        if len(states) != expected:
+            raise ValueError(
+                f"Layer '{self.name}' has {expected} state tensor(s); initial_state holds "
+                f"{len(states)}."
+            )
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_inputs(sequences)
+        self._check_initial_state(initial_state)
+        if sequences.shape[1] == 0:
+            raise ValueError(
+                f"Layer '{self.name}' received a sequence of 0 frames (shape "
+                f"{tuple(sequences.shape)}): there is nothing to run."
+            )
         return super().call(
             sequences, initial_state=initial_state, mask=mask, training=training
         )

@@ -212,8 +212,23 @@ class Spotter:
             labels = meta["label_names"]
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{folder / META_FILE} is corrupt: {error}") from error
-        model = keras.saving.load_model(folder / MODEL_FILE)
+        model = load_keras_model(folder / MODEL_FILE)
         return cls(model, labels, detector, config, meta.get("scores", {}))
+
+
+def load_keras_model(path):
+    """`keras.saving.load_model`, with a ValueError naming the file when it is there but cut
+    short or damaged (Keras can report such a file as "not found")."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file {path}.")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        raise ValueError(
+            f"{path} is not a complete .keras model (cut short or damaged?): "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def load_task(config):
