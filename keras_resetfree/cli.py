@@ -193,6 +193,25 @@ def main(argv=None):
     p.set_defaults(run=_command("evaluate"))
 
     p = commands.add_parser(
+        "calibrate",
+        help="calibrate a spotter's detector for another false-alarm rate",
+        description="Chooses the detector's threshold and smoothing with the lowest false-reject "
+        "rate at or below --target-false-alarms per hour on hours of never-reset audio of the "
+        "validation speakers, rescores the test stream, and rewrites the spotter folder.",
+    )
+    p.add_argument("model", help="a spotter folder written by resetfree train")
+    p.add_argument(
+        "--target-false-alarms",
+        type=float,
+        default=None,
+        help="per hour (default: the spotter's)",
+    )
+    p.add_argument(
+        "--hours", type=float, default=None, help="validation audio to calibrate on"
+    )
+    p.set_defaults(run=_command("calibrate"))
+
+    p = commands.add_parser(
         "tune",
         help="search kl_weight and the mask threshold with KerasTuner, scored on a never-reset stream",
         description="KerasTuner search of the CE/KL balance (kl_weight, log scale) and the mask "

@@ -212,6 +212,29 @@ def train(args):
     return 0
 
 
+def calibrate(args):
+    """Calibrates a spotter's detector for another false-alarm rate; rewrites its folder."""
+    from keras_resetfree import recipes
+
+    spotter = _load_spotter(args.model)
+    _check_writable(args.model, "model")
+    if args.target_false_alarms is not None and args.target_false_alarms < 0:
+        _fail(f"--target-false-alarms must be >= 0, got {args.target_false_alarms}.")
+    if args.hours is not None and args.hours <= 0:
+        _fail(f"--hours must be > 0, got {args.hours}.")
+    task = recipes.spotter.load_task(spotter.config)
+    recipes.calibrate_spotter(spotter, task, args.target_false_alarms, args.hours)
+    spotter.save(args.model)
+    detector = spotter.detector
+    print(
+        f"detector for {spotter.config.target_false_alarms_per_hour:g} false alarms per hour "
+        f"(on {spotter.scores['calibration_hours']:.2f} h of validation audio): threshold "
+        f"{detector.threshold:.4g}, smoothing {detector.smoothing}; test stream:"
+    )
+    _print_scores(spotter.scores, "test_")
+    return 0
+
+
 def evaluate(args):
     """Scores a spotter folder on its task's never-reset test stream: the trade-off summary."""
     import numpy as np

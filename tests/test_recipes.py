@@ -310,7 +310,7 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     config = tmp_path / "my.toml"
     config.write_text(
         f'data = "{data}"\nwords = ["high", "low"]\nsize = 8\nsegments_per_epoch = 60\n'
-        "evaluation_segments = 30\nmax_epochs = 2\npatience = 2\n"
+        "evaluation_segments = 30\nmax_epochs = 2\npatience = 2\ncalibration_hours = 0.03\n"
     )
     out = tmp_path / "spotter"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
@@ -319,6 +319,18 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     meta = json.loads((out / "spotter.json").read_text())
     assert meta["label_names"] == ["high", "low", "_unknown_", "_silence_"]
     assert meta["scores"]["epochs"] <= 2 and 0 < meta["detector"]["threshold"] <= 1
+    assert meta["scores"]["calibration_hours"] >= 0.03
+    assert (
+        main(["calibrate", str(out), "--target-false-alarms", "50", "--hours", "0.03"])
+        == 0
+    )
+    assert "detector for 50 false alarms per hour" in capsys.readouterr().out
+    assert (
+        json.loads((out / "spotter.json").read_text())["config"][
+            "target_false_alarms_per_hour"
+        ]
+        == 50
+    )
     report = tmp_path / "scores.json"
     assert (
         main(

@@ -43,7 +43,9 @@ class RecipeConfig:
         max_epochs, patience: the convergence budget (`recipes.fit`).
         learning_rate, kl_weight, window, batch_size: training.
         target_false_alarms_per_hour: the detector is calibrated on the
-            validation stream for this rate.
+            validation speakers for this rate.
+        calibration_hours: hours of never-reset validation audio the detector
+            is calibrated on.
         seed: the seed of everything.
     """
 
@@ -66,6 +68,7 @@ class RecipeConfig:
     window: int = 200
     batch_size: int = 32
     target_false_alarms_per_hour: float = 5.0
+    calibration_hours: float = 2.0
     seed: int = 0
 
     def __post_init__(self):
@@ -88,7 +91,12 @@ class RecipeConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        for name in ("learning_rate", "kl_weight", "target_false_alarms_per_hour"):
+        for name in (
+            "learning_rate",
+            "kl_weight",
+            "target_false_alarms_per_hour",
+            "calibration_hours",
+        ):
             value = getattr(self, name)
             if (
                 not isinstance(value, int | float)
@@ -96,6 +104,10 @@ class RecipeConfig:
                 or value < 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if self.calibration_hours <= 0:
+            raise ValueError(
+                f"calibration_hours must be > 0, got {self.calibration_hours!r}."
+            )
         if len(self.snr_db) != 2 or not self.snr_db[0] <= self.snr_db[1]:
             raise ValueError(f"snr_db must be [min, max], got {self.snr_db!r}.")
         self.make_augmentation()
@@ -291,33 +303,57 @@ def train_spotter(config, task=None, verbose=1, log=print):
         verbose=verbose,
     )
     epochs = len(history.history.get("loss", []))
-    validation = task.evaluation_stream("validation")
-    validation_probs = scoring.probabilities(
-        scoring.stream_logits(model, validation.features)
-    )
-    detector = scoring.calibrate(
-        validation_probs, validation, config.target_false_alarms_per_hour
-    )
-    test = task.evaluation_stream("test")
-    test_scores = scoring.score(
-        scoring.probabilities(scoring.stream_logits(model, test.features)),
-        test,
-        detector,
-    )
-    scores = {
+    spotter = Spotter(model, list(task.label_names), None, config)
+    calibrate_spotter(spotter, task)
+    spotter.scores = {
         "epochs": epochs,
         "train_seconds": seconds,
+        **spotter.scores,
         "seconds": time.perf_counter() - start,
-        "test_hours": test_scores.pop("hours", None),
-        **{f"test_{k}": v for k, v in test_scores.items()},
     }
+    scores = spotter.scores
     log(
-        f"trained {epochs} epochs in {seconds:.0f} s; detector {detector}; test: segment accuracy "
-        f"{100 * scores['test_segment_accuracy']:.1f} %, false-reject rate "
+        f"trained {epochs} epochs in {seconds:.0f} s; detector {spotter.detector}; test: "
+        f"segment accuracy {100 * scores['test_segment_accuracy']:.1f} %, false-reject rate "
         f"{100 * scores['test_false_reject_rate']:.1f} % at "
         f"{scores['test_false_alarms_per_hour']:.1f} false alarms per hour"
     )
-    return Spotter(model, list(task.label_names), detector, config, scores)
+    return spotter
+
+
+def calibrate_spotter(spotter, task, target=None, hours=None):
+    """Calibrates `spotter.detector` for `target` false alarms per hour (default the
+    config's) on `hours` of never-reset validation audio, then scores the test stream
+    into `spotter.scores` (`test_*`). Returns the spotter.
+
+    Hours, not minutes: at a few false alarms per hour a short stream cannot tell 0
+    from 5 per hour, and calibration would pick a deaf threshold.
+    """
+    config = spotter.config
+    if target is not None:
+        config.target_false_alarms_per_hour = float(target)
+    if hours is not None:
+        config.calibration_hours = float(hours)
+    calibration = task.calibration_stream(config.calibration_hours)
+    probs = scoring.probabilities(
+        scoring.stream_logits(spotter.model, calibration.features, pieces=8)
+    )
+    spotter.detector = scoring.calibrate(
+        probs, calibration, config.target_false_alarms_per_hour
+    )
+    test = task.evaluation_stream("test")
+    test_scores = scoring.score(
+        scoring.probabilities(scoring.stream_logits(spotter.model, test.features)),
+        test,
+        spotter.detector,
+    )
+    spotter.scores = {
+        **{k: v for k, v in spotter.scores.items() if not k.startswith("test_")},
+        "calibration_hours": len(calibration) / calibration.frame_rate / 3600.0,
+        "test_hours": test_scores.pop("hours", None),
+        **{f"test_{k}": v for k, v in test_scores.items()},
+    }
+    return spotter
 
 
 def split_normalization(model):

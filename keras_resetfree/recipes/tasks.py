@@ -123,19 +123,28 @@ class KeywordTask:
             raise ValueError(
                 "This task has no _unknown_ or _silence_ class to fill a false-alarm stream."
             )
+        return self._stream_of_hours(split, hours, self.seed + 7, others)
+
+    def calibration_stream(self, hours=2.0):
+        """At least `hours` of never-reset validation audio (all classes), to calibrate the
+        detector on: a rate of a few false alarms per hour is only measurable over hours."""
+        return self._stream_of_hours("validation", hours, self.seed + 5)
+
+    def _stream_of_hours(self, split, hours, seed, classes=None):
         dataset = self.splits[split]
+        chosen = dataset.labels if classes is None else classes
         pool = [
-            w for w, label in zip(dataset.waveforms, dataset.labels) if label in others
+            w for w, label in zip(dataset.waveforms, dataset.labels) if label in chosen
         ]
         if not pool:
             raise ValueError(
-                f"The {split} split has no _unknown_ or _silence_ utterance."
+                f"The {split} split has no utterance of classes {classes}."
             )
         # Gaps are 0.3-1.5 s (0.9 s on average), then one clip.
         seconds = np.mean([len(w) for w in pool]) / dataset.sample_rate + 0.9
         count = int(np.ceil(hours * 3600.0 / seconds * 1.1))
         while True:
-            stream = self._stream(split, count, self.seed + 7, classes=others)
+            stream = self._stream(split, count, seed, classes=classes)
             if len(stream) / stream.frame_rate >= hours * 3600.0:
                 return stream
             count = int(count * 1.2) + 1
