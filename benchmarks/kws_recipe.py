@@ -44,6 +44,8 @@ def config_from(args, **changes):
         segments_per_epoch=args.segments,
         seed=args.seed,
     )
+    if args.no_augment:
+        values["augmentation"] = "none"
     values.update(changes)
     return recipes.RecipeConfig(**values)
 
@@ -159,9 +161,10 @@ def recipe(args):
         f"whole recipe (data, training, calibration, scoring): {recipe_seconds:.0f} s"
     )
     RESULTS.mkdir(exist_ok=True)
+    name = "kws_recipe_no_augment" if args.no_augment else "kws_recipe"
     recipes.plot_tradeoff(
         curves,
-        RESULTS / "kws_recipe_tradeoff.png",
+        RESULTS / f"{name}_tradeoff.png",
         title="held-out speakers, never reset",
     )
     out = {
@@ -177,7 +180,7 @@ def recipe(args):
         "recipe_seconds": recipe_seconds,
         "train": spotter.scores,
     }
-    (RESULTS / "kws_recipe.json").write_text(json.dumps(out, indent=1, default=float))
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1, default=float))
     if args.save:
         spotter.save(args.save)
 
