@@ -9,6 +9,19 @@ from keras_resetfree.losses import ResetFreeLoss
 from keras_resetfree.streaming import Streamer
 from keras_resetfree.version import __version__
 
+# Heavier or optional parts load on first use: `keras_resetfree.export` (TensorFlow
+# Lite), `recipes`, `tuning` (KerasTuner), `experiment`.
+_LAZY = ("experiment", "export", "recipes", "tuning")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"keras_resetfree.{name}")
+    raise AttributeError(f"module 'keras_resetfree' has no attribute {name!r}")
+
+
 __all__ = [
     "ResetFreeLoss",
     "Streamer",
