@@ -318,6 +318,7 @@ def main():
     parser.add_argument(
         "--save", default=None, help="recipe mode: also write the spotter folder"
     )
+    parser.add_argument("--no-augment", action="store_true", help="no augmentation")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     quick = args.mode != "recipe"
