@@ -95,6 +95,9 @@ def test_quantized_external_state_agrees_with_float(quantize, standardized):
     internal = export.to_tflite(model, calibration, quantize=quantize)
     external = export.to_tflite(model, calibration, quantize=quantize, state="external")
     report = export.inspect(external)
+    assert len(report.external_state) == 2 and report.resource_variables == 0
+    assert report.state_bytes > 0
+    assert report.summary().count("state in/out") == 2
     assert report.input["dtype"] == ("int8" if quantize == "int8" else "int16")
     stepper = export.MicroStepper(external)
     assert stepper.external and len(stepper.state_inputs) == 2  # LSTM: h and c

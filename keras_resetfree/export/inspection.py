@@ -2,6 +2,7 @@
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import re
 import subprocess
@@ -32,6 +33,9 @@ class ModelReport:
         frames_per_step: frames per Invoke.
         input: name, shape, dtype, scale, zero point of the input.
         output: the same for the output.
+        external_state: the same for each state input of a model converted
+            with `state="external"` (fed back from the matching output every
+            Invoke); empty for internal state.
     """
 
     flash_bytes: int
@@ -43,6 +47,7 @@ class ModelReport:
     frames_per_step: int
     input: dict
     output: dict
+    external_state: list = dataclasses.field(default_factory=list)
 
     def summary(self):
         arena = (
@@ -51,12 +56,20 @@ class ModelReport:
             else "unknown (tflite-micro not installed)"
         )
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(self.ops.items()))
-        return (
-            f"flash {self.flash_bytes:,} B, arena {arena}, {self.resource_variables} state variables "
+        if self.external_state:
+            state = f"{len(self.external_state)} external state tensors"
+        else:
+            state = f"{self.resource_variables} state variables"
+        lines = [
+            f"flash {self.flash_bytes:,} B, arena {arena}, {state} "
             f"({self.state_bytes:,} B), {self.macs_per_frame:,} MACs per frame, "
-            f"{self.frames_per_step} frame(s) per Invoke\n"
-            f"input {self.input}\noutput {self.output}\nops: {ops}"
-        )
+            f"{self.frames_per_step} frame(s) per Invoke",
+            f"input {self.input}",
+            f"output {self.output}",
+            *(f"state in/out {tensor}" for tensor in self.external_state),
+            f"ops: {ops}",
+        ]
+        return "\n".join(lines)
 
 
 def _io(detail):
@@ -215,6 +228,10 @@ def inspect(data):
         key=lambda d: int(d["name"].rsplit(":", 1)[-1]) if ":" in d["name"] else 0,
     )
     frames = int(x["shape"][1]) if len(x["shape"]) == 3 else 1
+    external = [_io(d) for d in inputs if d is not x]
+    for d in inputs:
+        if d is not x:
+            state_bytes += int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
     return ModelReport(
         flash_bytes=len(data),
         arena_bytes=measure_arena(data),
@@ -225,4 +242,5 @@ def inspect(data):
         frames_per_step=frames,
         input=_io(x),
         output=_io(outputs[0]),
+        external_state=external,
     )
