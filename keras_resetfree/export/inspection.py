@@ -1,7 +1,5 @@
 """What a converted step model costs on a board: flash, arena, ops, state, MACs."""
 
-import contextlib
-import ctypes
 import dataclasses
 import os
 import re
@@ -13,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_resetfree._compat import tflite_ops
-from keras_resetfree.export.ops import _interpreter, op_details
+from keras_resetfree.export.ops import _captured_output, _interpreter, op_details
 
 
 @dataclass
@@ -82,31 +80,6 @@ def _io(detail):
         "scale": float(scales[0]) if len(scales) else None,
         "zero_point": int(zeros[0]) if len(zeros) else None,
     }
-
-
-class _Captured:
-    text = ""
-
-
-@contextlib.contextmanager
-def _captured_output():
-    """Captures what C++ code prints on file descriptors 1 and 2 (TFLite Micro's DebugLog)."""
-    captured = _Captured()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+") as capture:
-        saved = [os.dup(1), os.dup(2)]
-        os.dup2(capture.fileno(), 1)
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            ctypes.CDLL(None).fflush(None)  # C stdio buffers it until flushed
-            for fd, copy in zip((1, 2), saved):
-                os.dup2(copy, fd)
-                os.close(copy)
-            capture.seek(0)
-            captured.text = capture.read()
 
 
 def measure_arena(data):

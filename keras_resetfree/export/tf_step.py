@@ -8,13 +8,14 @@ TensorFlow backend when the model was made on another backend.
 import contextlib
 import os
 import sys
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_resetfree._compat import enable_variable_quantization, flat_layers
-from keras_resetfree.export.ops import converter_error
+from keras_resetfree.export.ops import _captured_output, converter_error
 from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
 
@@ -144,9 +145,19 @@ def convert(model, stream, quantize, frames, state, calibration_frames, per_fram
         enable_variable_quantization(converter)
     # The state variables still hold the initial state (calibration runs in
     # the converter's interpreter), which becomes the init subgraph's value.
+    captured = None
     try:
-        return converter.convert()
+        # The converter's C++ progress lines and TensorFlow's deprecation of the
+        # interpreter it calibrates with are nothing a user can act on: kept
+        # out of the output, shown only when the conversion fails.
+        with warnings.catch_warnings(), _captured_output() as captured:
+            warnings.filterwarnings(
+                "ignore", message=r".*tf\.lite\.Interpreter is deprecated"
+            )
+            return converter.convert()
     except Exception as error:
+        if captured is not None and captured.text.strip():
+            print(captured.text[-4000:], file=sys.stderr)
         names = [layer.name for layer in flat_layers(model)]
         unsupported = converter_error(error, function.graph, names)
         if unsupported is not None:
