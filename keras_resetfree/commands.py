@@ -223,7 +223,9 @@ def calibrate(args):
     if args.hours is not None and args.hours <= 0:
         _fail(f"--hours must be > 0, got {args.hours}.")
     task = recipes.spotter.load_task(spotter.config)
-    recipes.calibrate_spotter(spotter, task, args.target_false_alarms, args.hours)
+    recipes.calibrate_spotter(
+        spotter, task, args.target_false_alarms, args.hours, log=print
+    )
     spotter.save(args.model)
     detector = spotter.detector
     print(

@@ -304,7 +304,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
     )
     epochs = len(history.history.get("loss", []))
     spotter = Spotter(model, list(task.label_names), None, config)
-    calibrate_spotter(spotter, task)
+    calibrate_spotter(spotter, task, log=log)
     spotter.scores = {
         "epochs": epochs,
         "train_seconds": seconds,
@@ -321,7 +321,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
     return spotter
 
 
-def calibrate_spotter(spotter, task, target=None, hours=None):
+def calibrate_spotter(spotter, task, target=None, hours=None, log=lambda _: None):
     """Calibrates `spotter.detector` for `target` false alarms per hour (default the
     config's) on `hours` of never-reset validation audio, then scores the test stream
     into `spotter.scores` (`test_*`). Returns the spotter.
@@ -334,12 +334,19 @@ def calibrate_spotter(spotter, task, target=None, hours=None):
         config.target_false_alarms_per_hour = float(target)
     if hours is not None:
         config.calibration_hours = float(hours)
+    log(
+        f"calibrating the detector for {config.target_false_alarms_per_hour:g} false alarms "
+        f"per hour on {config.calibration_hours:g} h of validation audio ..."
+    )
     calibration = task.calibration_stream(config.calibration_hours)
     probs = scoring.probabilities(
         scoring.stream_logits(spotter.model, calibration.features, pieces=8)
     )
     spotter.detector = scoring.calibrate(
         probs, calibration, config.target_false_alarms_per_hour
+    )
+    log(
+        f"scoring the never-reset test stream ({task.evaluation_segments} utterances) ..."
     )
     test = task.evaluation_stream("test")
     test_scores = scoring.score(
