@@ -13,8 +13,8 @@ constexpr int kTensorArenaSize = 10672;
 constexpr int kNumResourceVariables = 1;
 
 // Detection, as keras_resetfree.metrics.detect.
-constexpr float kDetectionThreshold = 0.5f;
-constexpr int kSmoothingFrames = 5;
+constexpr float kDetectionThreshold = 0.8799999952316284f;
+constexpr int kSmoothingFrames = 3;
 constexpr int kRefractoryFrames = 50;
 
 #endif  // RESETFREE_MODEL_SETTINGS_H_
