@@ -89,7 +89,7 @@ HEADER = "| variant | segment accuracy | acc_p | FRR at 5 FA/h | epochs | traini
 def recipe(args):
     start = time.perf_counter()
     config = config_from(args, evaluation_segments=args.test_segments)
-    task = recipes.spotter.load_task(config)
+    task = config.keyword_task()
     spotter = recipes.train_spotter(config, task, verbose=2)
     recipe_seconds = time.perf_counter() - start
     test = task.evaluation_stream("test")
@@ -202,7 +202,7 @@ def ablation(args):
     results = {}
     for name, (changes, train_snr) in variants.items():
         config = config_from(args, **changes)
-        task = recipes.spotter.load_task(config)
+        task = config.keyword_task()
         # Training streams only: validation and test stay at 0-20 dB.
         task.train_snr_db = train_snr
         spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
@@ -227,7 +227,7 @@ def sizes(args):
         for size in args.sizes:
             for depth in args.depths:
                 config = config_from(args, family=family, size=size, depth=depth)
-                task = recipes.spotter.load_task(config)
+                task = config.keyword_task()
                 spotter = recipes.train_spotter(
                     config, task, verbose=0, log=lambda _: None
                 )
@@ -264,7 +264,7 @@ def data(args):
     results = {}
     for fraction in args.fractions:
         config = config_from(args)
-        task = recipes.spotter.load_task(config)
+        task = config.keyword_task()
         train = task.splits["train"]
         speakers = sorted(set(train.speakers))
         keep = set(

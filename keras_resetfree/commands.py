@@ -153,17 +153,20 @@ def demo(args):
         print("error: non-finite outputs on the stream", file=sys.stderr)
         return 1
     if args.sketch:
-        _write_sketch(spotter, task, args.sketch, "int8")
+        _write_sketch(spotter, task, args.sketch, "int8", test)
     return 0
 
 
-def _write_sketch(spotter, task, folder, quantize):
+def _write_sketch(spotter, task, folder, quantize, test=None):
     from keras_resetfree import export, features
     from keras_resetfree.recipes import deploy
 
     calibration = task.train_stream(0)
     conversion = deploy.convert_spotter(
-        spotter, calibration, quantize, check=task.evaluation_stream("test")
+        spotter,
+        calibration,
+        quantize,
+        check=test if test is not None else task.evaluation_stream("test"),
     )
     report = export.inspect(conversion.data)
     mfcc = task.features or features.MFCC(task.sample_rate)
@@ -222,7 +225,7 @@ def calibrate(args):
         _fail(f"--target-false-alarms must be >= 0, got {args.target_false_alarms}.")
     if args.hours is not None and args.hours <= 0:
         _fail(f"--hours must be > 0, got {args.hours}.")
-    task = recipes.spotter.load_task(spotter.config)
+    task = spotter.config.keyword_task()
     recipes.calibrate_spotter(
         spotter, task, args.target_false_alarms, args.hours, log=print
     )
@@ -247,7 +250,7 @@ def evaluate(args):
     config = spotter.config
     if args.data:
         config.data = args.data
-    task = recipes.spotter.load_task(config)
+    task = config.keyword_task()
     test = task.evaluation_stream("test", num_segments=args.segments)
     probs = recipes.probabilities(recipes.stream_logits(spotter.model, test.features))
     scores = recipes.score(probs, test, spotter.detector)
@@ -341,7 +344,7 @@ def convert(args):
         spotter = _load_spotter(path)
         calibration = None
         if args.calibration is None and args.quantize != "float":
-            calibration = recipes.spotter.load_task(spotter.config).train_stream(0)
+            calibration = spotter.config.keyword_task().train_stream(0)
         if args.calibration is not None:
             _fail(
                 "a spotter folder calibrates on its own training stream; drop --calibration."
@@ -395,11 +398,10 @@ def convert(args):
 
 def sketch(args):
     """Writes the complete Arduino sketch folder for a spotter folder."""
-    from keras_resetfree import recipes
 
     spotter = _load_spotter(args.model)
     _check_writable(Path(args.out) / "x", "--out")
-    task = recipes.spotter.load_task(spotter.config)
+    task = spotter.config.keyword_task()
     _write_sketch(spotter, task, args.out, args.quantize)
     return 0
 

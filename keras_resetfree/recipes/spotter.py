@@ -130,6 +130,20 @@ class RecipeConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def keyword_task(self):
+        """The `KeywordTask` this config describes (`recipes.load_keyword_task`)."""
+        return tasks.load_keyword_task(
+            self.data,
+            words=self.words,
+            unknown=self.unknown,
+            silence=self.silence,
+            snr_db=self.snr_db,
+            augmentation=self.make_augmentation(),
+            segments_per_epoch=self.segments_per_epoch,
+            evaluation_segments=self.evaluation_segments,
+            seed=self.seed,
+        )
+
 
 def load_config(path, **overrides):
     """A `RecipeConfig` from a TOML (or, with PyYAML installed, YAML) file, then `overrides`
@@ -243,21 +257,6 @@ def load_keras_model(path):
         ) from error
 
 
-def load_task(config):
-    """The `KeywordTask` a config describes."""
-    return tasks.load_keyword_task(
-        config.data,
-        words=config.words,
-        unknown=config.unknown,
-        silence=config.silence,
-        snr_db=config.snr_db,
-        augmentation=config.make_augmentation(),
-        segments_per_epoch=config.segments_per_epoch,
-        evaluation_segments=config.evaluation_segments,
-        seed=config.seed,
-    )
-
-
 def build_for_task(config, task, first_stream=None):
     """The config's model for the task, its Normalization adapted on a training stream."""
     first_stream = first_stream or task.train_stream(0)
@@ -281,13 +280,14 @@ def train_spotter(config, task=None, verbose=1, log=print):
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    task = task or load_task(config)
+    task = task or config.keyword_task()
     log(
         f"task: {task.num_classes} labels {task.label_names}; speakers split "
         f"{len(task.splits['train'])} / {len(task.splits['validation'])} / "
         f"{len(task.splits['test'])} clips (train / validation / test)"
     )
-    model = build_for_task(config, task)
+    first_stream = task.train_stream(0)
+    model = build_for_task(config, task, first_stream)
     log(
         f"model: {config.family} size {config.size} depth {config.depth}: {model.count_params():,} parameters"
     )
@@ -301,6 +301,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
         window=config.window,
         batch_size=config.batch_size,
         verbose=verbose,
+        first_stream=first_stream,
     )
     epochs = len(history.history.get("loss", []))
     spotter = Spotter(model, list(task.label_names), None, config)

@@ -123,6 +123,7 @@ def fit(
     monitor="val_segment_accuracy",
     verbose=1,
     callbacks=(),
+    first_stream=None,
 ):
     """Trains `model` on `task` (a `KeywordTask`) with `ResetFreeLoss` until it converges.
 
@@ -134,13 +135,23 @@ def fit(
     after `patience`, and the best epoch's weights are kept. Gradients are
     clipped (norm 1), which every family needs on long windows.
 
+    `first_stream`: `task.train_stream(0)` if already built.
+
     Returns:
         `(history, seconds)`: the `keras.callbacks.History` (with the `val_`
         stream scores of every epoch) and the wall time.
     """
     start = time.perf_counter()
+
+    def training_stream(epoch):
+        # Epoch 0's stream, when the caller already built it (to adapt the
+        # model's Normalization), is not built a second time.
+        if epoch == 0 and first_stream is not None:
+            return first_stream
+        return task.train_stream(epoch)
+
     data = StreamWindows(
-        task.train_stream,
+        training_stream,
         window,
         batch_size=batch_size,
         seed=task.seed,
