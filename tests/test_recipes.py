@@ -407,3 +407,47 @@ def test_a_cut_short_keras_file_is_named_as_such(tmp_path):
         recipes.spotter.load_keras_model(path)
     with pytest.raises(FileNotFoundError, match="No model file"):
         recipes.spotter.load_keras_model(tmp_path / "missing.keras")
+
+
+def test_bad_task_and_calibration_arguments(tmp_path):
+    rate = 16000
+    wave = (0.5 * np.sin(np.arange(rate // 2) / 5.0)).astype("float32")
+    words = datasets.AudioDataset([wave], np.array([0]), ["word"], ["s"], [""], rate)
+    task = recipes.KeywordTask(
+        {"train": words, "validation": words, "test": words},
+        recipes.split_noise(None),
+        ["word"],
+    )
+    with pytest.raises(
+        ValueError, match="split must be 'validation' or 'test', got 'train'"
+    ):
+        task.evaluation_stream("train")
+    with pytest.raises(ValueError, match="no _unknown_ or _silence_ class"):
+        task.false_alarm_stream()
+    with pytest.raises(ValueError, match="calibration_hours must be > 0"):
+        recipes.RecipeConfig(calibration_hours=0.0)
+    from keras_resetfree.cli import main
+
+    model = recipes.build_model("gru", 13, 2, size=4)
+    spotter = recipes.Spotter(
+        model, ["word", "_silence_"], recipes.Detector(), recipes.RecipeConfig()
+    )
+    spotter.save(tmp_path / "s")
+    with pytest.raises(SystemExit, match="--hours must be > 0"):
+        main(["calibrate", str(tmp_path / "s"), "--hours", "0"])
+    with pytest.raises(SystemExit, match="--target-false-alarms must be >= 0"):
+        main(["calibrate", str(tmp_path / "s"), "--target-false-alarms", "-1"])
+
+
+def test_split_normalization_refuses_a_model_that_is_no_chain():
+    inputs = keras.Input((None, 3))
+    normalization = keras.layers.Normalization()
+    normalization.adapt(np.random.default_rng(0).normal(size=(20, 3)))
+    x = normalization(inputs)
+    branch = keras.layers.Add()(
+        [recipes.build_model("gru", 3, 4, size=4)(x), keras.layers.Dense(4)(x)]
+    )
+    with pytest.raises(
+        ValueError, match="not a chain of layers after its Normalization"
+    ):
+        recipes.split_normalization(keras.Model(inputs, branch))

@@ -375,19 +375,23 @@ def split_normalization(model):
     ]
     if not layers or not isinstance(layers[0], keras.layers.Normalization):
         return None, model
-    inputs = keras.Input(model.inputs[0].shape[1:])
-    x = inputs
-    for layer in layers[1:]:
-        x = layer(x)
-    classifier = keras.Model(inputs, x, name=f"{model.name}_classifier")
-    # Only a chain of layers splits this way: check on a probe input.
-    probe = np.random.default_rng(0).normal(size=(1, 8, model.inputs[0].shape[-1]))
-    probe = probe.astype("float32")
-    whole = keras.ops.convert_to_numpy(model(probe))
-    split = keras.ops.convert_to_numpy(classifier(layers[0](probe)))
-    if not np.allclose(whole, split, atol=1e-5):
-        raise ValueError(
-            f"Model {model.name!r} is not a chain of layers after its Normalization; "
-            "convert it whole, or split it by hand."
-        )
+    message = (
+        f"Model {model.name!r} is not a chain of layers after its Normalization; "
+        "convert it whole, or split it by hand."
+    )
+    try:
+        inputs = keras.Input(model.inputs[0].shape[1:])
+        x = inputs
+        for layer in layers[1:]:
+            x = layer(x)
+        classifier = keras.Model(inputs, x, name=f"{model.name}_classifier")
+        # Only a chain of layers splits this way: check on a probe input.
+        probe = np.random.default_rng(0).normal(size=(1, 8, model.inputs[0].shape[-1]))
+        probe = probe.astype("float32")
+        whole = keras.ops.convert_to_numpy(model(probe))
+        split = keras.ops.convert_to_numpy(classifier(layers[0](probe)))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{message} ({error})") from error
+    if whole.shape != split.shape or not np.allclose(whole, split, atol=1e-5):
+        raise ValueError(message)
     return layers[0], classifier
