@@ -1,3 +1,5 @@
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -276,3 +278,135 @@ def test_wrong_number_of_initial_states_and_empty_sequences():
         ssm(x, initial_state=[state, state])
     with pytest.raises(ValueError, match="0 frames"):
         layers.GRU(3)(np.zeros((1, 0, 3), "float32"))
+
+
+LAYER_CLASSES = [
+    layers.VanillaRNN,
+    layers.GRU,
+    layers.LSTM,
+    layers.SSM,
+    layers.SpikingRNN,
+    layers.LeakyReadout,
+]
+
+
+@pytest.mark.parametrize("layer_cls", LAYER_CLASSES, ids=lambda c: c.__name__)
+def test_constructor_signature_shows_the_options(layer_cls):
+    parameters = inspect.signature(layer_cls).parameters
+    assert list(parameters)[0] == "units"
+    assert {"return_sequences", "return_state", "stateful", "unroll"} <= set(parameters)
+    assert not any(p.kind is p.VAR_POSITIONAL for p in parameters.values())
+    # Every cell argument is in the layer's signature, with the cell's default.
+    cells = {layers.SpikingRNN: layers.ALIFCell}
+    cell_parameters = inspect.signature(cells.get(layer_cls, layer_cls.cell_class))
+    for name, parameter in cell_parameters.parameters.items():
+        if name in ("self", "kwargs", "beta", "tau_adp_initializer"):
+            continue
+        assert name in parameters, name
+        assert parameters[name].default == parameter.default, name
+
+
+DENSE_OPTIONS = [
+    (layers.VanillaRNN, keras.layers.SimpleRNN, {"activation": "relu"}),
+    (
+        layers.GRU,
+        keras.layers.GRU,
+        {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+    ),
+    (
+        layers.LSTM,
+        keras.layers.LSTM,
+        {"activation": "softsign", "recurrent_activation": "hard_sigmoid"},
+    ),
+]
+
+
+@pytest.mark.parametrize("ours_cls, theirs_cls, options", DENSE_OPTIONS)
+def test_activations_match_keras_layers(ours_cls, theirs_cls, options):
+    x = _inputs()
+    ours = ours_cls(UNITS, **options)
+    theirs = theirs_cls(UNITS, return_sequences=True, **options)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(x)),
+        keras.ops.convert_to_numpy(theirs(x)),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("name", ["vanilla_rnn", "gru", "lstm", "alif"])
+def test_dropout_acts_in_training_only_one_mask_per_sequence(name):
+    layer_cls, kwargs = FAMILIES[name]
+    x = _inputs(batch=4, frames=16)
+    plain = layer_cls(**kwargs)
+    dropping = layer_cls(**kwargs, dropout=0.5, recurrent_dropout=0.5, seed=1)
+    plain.build(x.shape)
+    dropping.build(x.shape)
+    dropping.set_weights(plain.get_weights())
+    inference = keras.ops.convert_to_numpy(dropping(x))
+    np.testing.assert_allclose(
+        inference, keras.ops.convert_to_numpy(plain(x)), atol=1e-6
+    )
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(dropping(x, training=True)), inference, atol=1e-3
+    )
+    # Input dropout alone with the same mask at every frame: a frame of zeros
+    # then a frame of ones shows which features the mask kept.
+    probe = layer_cls(**kwargs, dropout=0.5, seed=2)
+    probe.build(x.shape)
+    kept = np.ones((1, 2, FEATURES), "float32")
+    mask = probe.cell.dropout_masks(keras.ops.convert_to_tensor(kept), [None])[0]
+    mask = keras.ops.convert_to_numpy(mask)
+    assert set(np.unique(mask)) <= {0.0, 2.0} and mask.shape == (1, FEATURES)
+
+
+def test_dropout_layers_fit_save_and_stream(tmp_path):
+    x = _inputs(batch=4, frames=10)
+    inputs = keras.Input((None, FEATURES))
+    y = layers.GRU(UNITS, dropout=0.2, recurrent_dropout=0.3, seed=3)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(y))
+    model.compile(optimizer="adam", loss="mse")
+    before = keras.ops.convert_to_numpy(model(x))
+    model.fit(x, np.zeros((4, 10, 2), "float32"), epochs=1, verbose=0)
+    after = keras.ops.convert_to_numpy(model(x))
+    assert np.all(np.isfinite(after)) and not np.allclose(before, after)
+    streamed = keras_resetfree.Streamer(model, batch_size=4).run(x, chunk_size=3)
+    np.testing.assert_allclose(streamed, after, atol=1e-5)
+    model.save(tmp_path / "dropout.keras")
+    loaded = keras.saving.load_model(tmp_path / "dropout.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), after, atol=1e-6)
+
+
+def test_regularizers_and_constraints():
+    x = _inputs()
+    layer = layers.LSTM(
+        UNITS,
+        kernel_regularizer="l2",
+        recurrent_regularizer=keras.regularizers.L1(0.01),
+        bias_regularizer="l2",
+        kernel_constraint="non_neg",
+        recurrent_constraint=keras.constraints.MaxNorm(0.5),
+        bias_constraint="non_neg",
+    )
+    inputs = keras.Input((None, FEATURES))
+    model = keras.Model(inputs, layer(inputs))
+    assert len(model.losses) == 3
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    model.fit(x, np.ones((3, 12, UNITS), "float32"), epochs=1, verbose=0)
+    kernel, recurrent_kernel, bias = layer.get_weights()
+    assert kernel.min() >= 0 and bias.min() >= 0
+    assert np.sqrt((recurrent_kernel**2).sum(axis=0)).max() <= 0.5 + 1e-5
+    clone = layers.LSTM.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert isinstance(clone.cell.recurrent_constraint, keras.constraints.MaxNorm)
+
+
+def test_bad_layer_options():
+    with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\)"):
+        layers.GRU(4, dropout=1.0)
+    with pytest.raises(ValueError, match="recurrent_dropout must be in"):
+        layers.LSTM(4, recurrent_dropout=-0.1)
+    with pytest.raises(ValueError, match="beta sets the threshold adaptation"):
+        layers.SpikingRNN(4, adaptive=False, beta=2.0)

@@ -57,6 +57,18 @@ def decay(tau, dt):
     return ops.exp(-dt / ops.maximum(tau, dt))
 
 
+def layer_arguments(arguments):
+    """A layer constructor's arguments from its `locals()`, `**kwargs` merged in.
+
+    Each layer spells its arguments out (so `help()` and editors show them)
+    and hands them on with `super().__init__(**layer_arguments(locals()))`.
+    """
+    arguments = {
+        k: v for k, v in arguments.items() if k not in ("self", "__class__", "kwargs")
+    } | arguments.get("kwargs", {})
+    return arguments
+
+
 def _cell_arguments(cell_class):
     """Names of the constructor arguments of a cell class and its cell bases."""
     names = set()
@@ -88,6 +100,14 @@ class ResetFreeCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         return self.step(self.project_inputs(inputs), states, training=training)
+
+    def dropout_masks(self, sequences, states):
+        """Per-sequence dropout masks `(input_mask, recurrent_mask)` in training.
+
+        Each is None where the cell has no such dropout; `input_mask` is
+        `(batch, features)`, `recurrent_mask` is `(batch, units)`.
+        """
+        return None, None
 
     def get_initial_state(self, batch_size=None):
         sizes = (
@@ -128,7 +148,6 @@ class ResetFreeRNN(keras.layers.RNN):
 
     def __init__(
         self,
-        *cell_args,
         return_sequences=True,
         return_state=False,
         go_backwards=False,
@@ -146,7 +165,6 @@ class ResetFreeRNN(keras.layers.RNN):
         }
         kwargs.pop("zero_output_for_mask", None)
         cell = self.cell_class(
-            *cell_args,
             dtype=kwargs.get("dtype"),
             name=f"{self.cell_class.__name__.lower()}",
             **cell_kwargs,
@@ -200,13 +218,25 @@ class ResetFreeRNN(keras.layers.RNN):
         # carrying the wide projected sequence through the loop and its gradient.
         hoist = keras.backend.backend() == "torch"
         torch_stateful = keras.backend.backend() == "torch" and self.stateful
+        # As in Keras's layers, one dropout mask per sequence, the same at
+        # every frame; never outside training, so streaming is unaffected.
+        input_mask, recurrent_mask = (
+            cell.dropout_masks(sequences, initial_state) if training else (None, None)
+        )
+        if input_mask is not None:
+            sequences = sequences * ops.expand_dims(input_mask, 1)
+        step_options = (
+            {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
+        )
 
         def step(inputs_t, states):
             if torch_stateful:
                 # Copies avoid in-place updates of tensors that autograd needs.
                 states = [ops.copy(s) for s in states]
             projected_t = inputs_t if hoist else cell.project_inputs(inputs_t)
-            return cell.step(projected_t, list(states), training=training)
+            return cell.step(
+                projected_t, list(states), training=training, **step_options
+            )
 
         return backend_rnn(
             step,

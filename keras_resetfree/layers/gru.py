@@ -2,7 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
 from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
 
 
@@ -20,9 +20,16 @@ class GRUCell(DenseRecurrentCell):
 
     Args:
         units: size of the state and of the output.
+        activation: the candidate's nonlinearity (`tanh` above).
+        recurrent_activation: the gates' nonlinearity (`sigmoid` above).
         use_bias: whether to add the input and recurrent biases.
-        kernel_initializer, recurrent_initializer, bias_initializer: as in
+        kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint: as in
             `keras.layers.GRUCell`.
+        dropout, recurrent_dropout, seed: training-time dropout of the inputs
+            and of the state entering `h U`, one mask per sequence (see
+            `DenseRecurrentCell`).
 
     Example:
 
@@ -31,30 +38,40 @@ class GRUCell(DenseRecurrentCell):
 
     num_gates = 3
 
+    def __init__(
+        self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs
+    ):
+        super().__init__(units, **kwargs)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+
     def build(self, input_shape):
         super().build(input_shape)
-        self.recurrent_bias = (
-            self.add_weight(
-                shape=(3 * self.units,),
-                initializer=self.bias_initializer,
-                name="recurrent_bias",
-            )
-            if self.use_bias
-            else None
+        self.recurrent_bias = self.add_bias(
+            3 * self.units, self.bias_initializer, "recurrent_bias"
         )
 
-    def step(self, projected, states, training=False):
+    def step(self, projected, states, training=False, recurrent_mask=None):
         h = states[0]
-        recurrent = ops.matmul(h, self.recurrent_kernel)
+        recurrent = self.recurrent_input(h, recurrent_mask)
         if self.use_bias:
             recurrent = recurrent + self.recurrent_bias
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
         h_z, h_r, h_h = ops.split(recurrent, 3, axis=-1)
-        z = ops.sigmoid(x_z + h_z)
-        r = ops.sigmoid(x_r + h_r)
-        candidate = ops.tanh(x_h + r * h_h)
+        z = self.recurrent_activation(x_z + h_z)
+        r = self.recurrent_activation(x_r + h_r)
+        candidate = self.activation(x_h + r * h_h)
         h = z * h + (1.0 - z) * candidate
         return h, [h]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(
+                self.recurrent_activation
+            ),
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -63,8 +80,11 @@ class GRU(ResetFreeRNN):
 
     Args:
         units: size of the state and of the output.
-        use_bias, kernel_initializer, recurrent_initializer, bias_initializer:
-            see `GRUCell`.
+        activation, recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: see `GRUCell`.
         return_sequences: per-frame outputs (default) or the last frame only.
         return_state: also return the final state.
         stateful: keep the last state between calls in state variables.
@@ -85,6 +105,32 @@ class GRU(ResetFreeRNN):
     """
 
     cell_class = GRUCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=True,
+        return_state=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        super().__init__(**layer_arguments(locals()))
 
     def set_weights(self, weights):
         """Sets the weights from this layer's layout (`kernel, recurrent_kernel, bias,

@@ -3,7 +3,13 @@ import math
 import keras
 from keras import ops
 
-from keras_resetfree.layers.base import PACKAGE, ResetFreeCell, ResetFreeRNN, decay
+from keras_resetfree.layers.base import (
+    PACKAGE,
+    ResetFreeCell,
+    ResetFreeRNN,
+    decay,
+    layer_arguments,
+)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -89,3 +95,17 @@ class LeakyReadout(ResetFreeRNN):
     """
 
     cell_class = LeakyReadoutCell
+
+    def __init__(
+        self,
+        units,
+        tau_initializer=None,
+        dt=1.0,
+        kernel_initializer="glorot_uniform",
+        return_sequences=True,
+        return_state=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        super().__init__(**layer_arguments(locals()))

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
 from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
 
 
@@ -15,10 +15,18 @@ class LSTMCell(DenseRecurrentCell):
 
     Args:
         units: size of the state and of the output.
+        activation: the nonlinearity of the cell input and output (`tanh`
+            above).
+        recurrent_activation: the gates' nonlinearity (`sigmoid` above).
         use_bias: whether to add `b`.
         unit_forget_bias: start the forget-gate bias at 1 (Jozefowicz et al.).
-        kernel_initializer, recurrent_initializer, bias_initializer: as in
+        kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint: as in
             `keras.layers.LSTMCell`.
+        dropout, recurrent_dropout, seed: training-time dropout of the inputs
+            and of `h` entering `h U`, one mask per sequence (see
+            `DenseRecurrentCell`).
 
     States: `[h, c]`, each `(batch, units)`.
 
@@ -29,8 +37,17 @@ class LSTMCell(DenseRecurrentCell):
 
     num_gates = 4
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        unit_forget_bias=True,
+        **kwargs,
+    ):
         super().__init__(units, **kwargs)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         self.state_size = [self.units, self.units]
 
@@ -46,16 +63,24 @@ class LSTMCell(DenseRecurrentCell):
             ]
         )
 
-    def step(self, projected, states, training=False):
+    def step(self, projected, states, training=False, recurrent_mask=None):
         h, c = states
-        z = projected + ops.matmul(h, self.recurrent_kernel)
+        z = projected + self.recurrent_input(h, recurrent_mask)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-        c = ops.sigmoid(z_f) * c + ops.sigmoid(z_i) * ops.tanh(z_c)
-        h = ops.sigmoid(z_o) * ops.tanh(c)
+        gate = self.recurrent_activation
+        c = gate(z_f) * c + gate(z_i) * self.activation(z_c)
+        h = gate(z_o) * self.activation(c)
         return h, [h, c]
 
     def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(
+                self.recurrent_activation
+            ),
+            "unit_forget_bias": self.unit_forget_bias,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -64,8 +89,11 @@ class LSTM(ResetFreeRNN):
 
     Args:
         units: size of the state and of the output.
-        use_bias, unit_forget_bias, kernel_initializer, recurrent_initializer,
-            bias_initializer: see `LSTMCell`.
+        activation, recurrent_activation, use_bias, unit_forget_bias,
+            kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: see `LSTMCell`.
         return_sequences: per-frame outputs (default) or the last frame only.
         return_state: also return the final states `h, c`.
         stateful: keep the last state between calls in state variables.
@@ -86,3 +114,30 @@ class LSTM(ResetFreeRNN):
     """
 
     cell_class = LSTMCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        unit_forget_bias=True,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=True,
+        return_state=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        super().__init__(**layer_arguments(locals()))

@@ -1,10 +1,9 @@
 import math
 
 import keras
-from keras import ops
 
 from keras_resetfree.layers import surrogates
-from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, decay
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, decay, layer_arguments
 from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
 
 
@@ -28,8 +27,13 @@ class LIFCell(DenseRecurrentCell):
         dt: the time step.
         surrogate: `"multi_gaussian"` (default), `"fast_sigmoid"` or a
             `keras_resetfree.layers.surrogates.Surrogate`.
-        use_bias, kernel_initializer, recurrent_initializer, bias_initializer:
-            the synaptic weights, as in `keras.layers.SimpleRNNCell`.
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint: the
+            synaptic weights, as in `keras.layers.SimpleRNNCell`.
+        dropout, recurrent_dropout, seed: training-time dropout of the inputs
+            and of the spikes entering `s U`, one mask per sequence (see
+            `DenseRecurrentCell`).
 
     States: `[v, s]` (membrane, last spikes), each `(batch, units)`.
     """
@@ -64,15 +68,17 @@ class LIFCell(DenseRecurrentCell):
             shape=(self.units,), initializer=self.tau_m_initializer, name="tau_m"
         )
 
-    def _integrate(self, projected, v, s, theta, training=False):
-        current = projected + ops.matmul(s, self.recurrent_kernel)
+    def _integrate(self, projected, v, s, theta, training, recurrent_mask):
+        current = projected + self.recurrent_input(s, recurrent_mask)
         alpha = decay(self.tau_m, self.dt)
         v = alpha * v + (1.0 - alpha) * current - theta * s * self.dt
         return v, self.surrogate(v - theta, training=training)
 
-    def step(self, projected, states, training=False):
+    def step(self, projected, states, training=False, recurrent_mask=None):
         v, s = states
-        v, s = self._integrate(projected, v, s, self.threshold, training)
+        v, s = self._integrate(
+            projected, v, s, self.threshold, training, recurrent_mask
+        )
         return s, [v, s]
 
     def get_config(self):
@@ -102,7 +108,10 @@ class ALIFCell(LIFCell):
             default normal(200, 25) as in Yin et al. 2021.
         threshold: the baseline threshold `b0`.
         tau_m_initializer, dt, surrogate, use_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer: see `LIFCell`.
+            recurrent_initializer, bias_initializer, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: see `LIFCell`.
 
     States: `[v, s, a]` (membrane, last spikes, adaptation).
     """
@@ -121,13 +130,12 @@ class ALIFCell(LIFCell):
             shape=(self.units,), initializer=self.tau_adp_initializer, name="tau_adp"
         )
 
-    def step(self, projected, states, training=False):
+    def step(self, projected, states, training=False, recurrent_mask=None):
         v, s, a = states
         rho = decay(self.tau_adp, self.dt)
         a = rho * a + (1.0 - rho) * s
-        v, s = self._integrate(
-            projected, v, s, self.threshold + self.beta * a, training
-        )
+        theta = self.threshold + self.beta * a
+        v, s = self._integrate(projected, v, s, theta, training, recurrent_mask)
         return s, [v, s, a]
 
     def get_config(self):
@@ -150,10 +158,13 @@ class SpikingRNN(ResetFreeRNN):
     Args:
         units: number of neurons.
         adaptive: adaptive LIF (`ALIFCell`) or plain LIF (`LIFCell`).
-        beta, tau_adp_initializer: adaptation (`adaptive=True` only).
+        beta, tau_adp_initializer: adaptation (`adaptive=True` only; an error
+            with `adaptive=False`).
         tau_m_initializer, threshold, dt, surrogate, use_bias,
-            kernel_initializer, recurrent_initializer, bias_initializer: see
-            `LIFCell`.
+            kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: see `LIFCell`.
         return_sequences, return_state, stateful, unroll: as for every layer.
 
     Call arguments:
@@ -169,10 +180,47 @@ class SpikingRNN(ResetFreeRNN):
     >>> logits = keras_resetfree.layers.LeakyReadout(10)(spikes)
     """
 
-    def __init__(self, units, adaptive=True, **kwargs):
-        self.adaptive = adaptive
-        self.cell_class = ALIFCell if adaptive else LIFCell
-        super().__init__(units, **kwargs)
+    def __init__(
+        self,
+        units,
+        adaptive=True,
+        beta=None,
+        tau_adp_initializer=None,
+        tau_m_initializer=None,
+        threshold=0.1,
+        dt=1.0,
+        surrogate="multi_gaussian",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=True,
+        return_state=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        arguments = layer_arguments(locals())
+        self.adaptive = arguments.pop("adaptive")
+        self.cell_class = ALIFCell if self.adaptive else LIFCell
+        for name in ("beta", "tau_adp_initializer"):
+            if arguments[name] is None:
+                del arguments[name]  # The cell's default.
+            elif not self.adaptive:
+                raise ValueError(
+                    f"SpikingRNN: {name} sets the threshold adaptation, which "
+                    "adaptive=False has not; leave it out or set adaptive=True."
+                )
+        super().__init__(**arguments)
 
     def get_config(self):
         return {**super().get_config(), "adaptive": self.adaptive}

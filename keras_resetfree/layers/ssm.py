@@ -3,7 +3,12 @@ import math
 import keras
 from keras import ops
 
-from keras_resetfree.layers.base import PACKAGE, ResetFreeCell, ResetFreeRNN
+from keras_resetfree.layers.base import (
+    PACKAGE,
+    ResetFreeCell,
+    ResetFreeRNN,
+    layer_arguments,
+)
 
 # |lambda| = exp(-max(exp(nu), _MIN_DECAY)) <= exp(-1e-4): strictly inside the
 # unit circle for every value of nu, even where exp(nu) underflows.
@@ -318,9 +323,25 @@ class SSM(ResetFreeRNN):
 
     cell_class = SSMCell
 
-    def __init__(self, *args, scan=True, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.scan = scan
+    def __init__(
+        self,
+        units,
+        state_size=64,
+        r_min=0.5,
+        r_max=0.99,
+        max_phase=math.pi,
+        kernel_initializer="glorot_uniform",
+        seed=None,
+        scan=True,
+        return_sequences=True,
+        return_state=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        arguments = layer_arguments(locals())
+        self.scan = arguments.pop("scan")
+        super().__init__(**arguments)
 
     def get_config(self):
         return {**super().get_config(), "scan": self.scan}

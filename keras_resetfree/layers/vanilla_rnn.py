@@ -1,7 +1,6 @@
 import keras
-from keras import ops
 
-from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
 from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
 
 
@@ -13,8 +12,13 @@ class VanillaRNNCell(DenseRecurrentCell):
         units: size of the state and of the output.
         activation: the nonlinearity, `"tanh"` by default.
         use_bias: whether to add `b`.
-        kernel_initializer, recurrent_initializer, bias_initializer: as in
+        kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint: as in
             `keras.layers.SimpleRNNCell` (Glorot uniform, orthogonal, zeros).
+        dropout, recurrent_dropout, seed: training-time dropout of the inputs
+            and of `h` entering `h U`, one mask per sequence (see
+            `DenseRecurrentCell`).
 
     Example:
 
@@ -25,8 +29,8 @@ class VanillaRNNCell(DenseRecurrentCell):
         super().__init__(units, **kwargs)
         self.activation = keras.activations.get(activation)
 
-    def step(self, projected, states, training=False):
-        h = self.activation(projected + ops.matmul(states[0], self.recurrent_kernel))
+    def step(self, projected, states, training=False, recurrent_mask=None):
+        h = self.activation(projected + self.recurrent_input(states[0], recurrent_mask))
         return h, [h]
 
     def get_config(self):
@@ -43,7 +47,10 @@ class VanillaRNN(ResetFreeRNN):
     Args:
         units: size of the state and of the output.
         activation, use_bias, kernel_initializer, recurrent_initializer,
-            bias_initializer: see `VanillaRNNCell`.
+            bias_initializer, kernel_regularizer, recurrent_regularizer,
+            bias_regularizer, kernel_constraint, recurrent_constraint,
+            bias_constraint, dropout, recurrent_dropout, seed: see
+            `VanillaRNNCell`.
         return_sequences: per-frame outputs (default) or the last frame only.
         return_state: also return the final state.
         stateful: keep the last state between calls in state variables.
@@ -64,3 +71,28 @@ class VanillaRNN(ResetFreeRNN):
     """
 
     cell_class = VanillaRNNCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=True,
+        return_state=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        super().__init__(**layer_arguments(locals()))
