@@ -4,6 +4,14 @@ Implements the reset-free training of "Never Reset Again" (Yin & Corradi,
 arXiv 2412.15983) for Keras 3 on TensorFlow, JAX and PyTorch.
 """
 
+from keras_resetfree._output import captured_output
+
+# TensorFlow prints its start-up lines (oneDNN, no CUDA driver, CPU features)
+# from C++ before its logging is set up, so no log level hides them, on every
+# import in every process; nobody can act on them. Errors still show them.
+with captured_output(echo_on_error=True):
+    import keras  # noqa: F401
+
 from keras_resetfree import datasets, features, layers, losses, masks, metrics, streams
 from keras_resetfree.losses import ResetFreeLoss
 from keras_resetfree.streaming import Streamer

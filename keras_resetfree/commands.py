@@ -1,4 +1,4 @@
-"""What each `resetfree` command does, given its parsed arguments (`cli.py` only parses).
+"""What each `resetfree` command does, given its parsed arguments (`resetfree_cli.py` only parses).
 
 Every command builds, trains, scores and converts through `keras_resetfree.recipes`.
 """
@@ -68,7 +68,9 @@ def demo(args):
         _check_writable(Path(args.sketch) / "x", "--sketch")
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
-    corpus = datasets.synthesize_keywords(args.words, args.per_word, seed=args.seed)
+    corpus = datasets.synthesize_keywords(
+        args.words, args.per_word, seed=args.seed, verbose=1
+    )
     part = [
         datasets.speaker_partition(v, args.validation_percent, args.test_percent)
         for v in corpus.speakers
@@ -100,6 +102,7 @@ def demo(args):
         evaluation_segments=args.test_segments,
         mask=args.mask,
         seed=args.seed,
+        verbose=1,
     )
     print(
         f"backend {keras.backend.backend()} | {len(args.words)} keywords synthesized with espeak-ng: "
@@ -225,7 +228,7 @@ def calibrate(args):
         _fail(f"--target-false-alarms must be >= 0, got {args.target_false_alarms}.")
     if args.hours is not None and args.hours <= 0:
         _fail(f"--hours must be > 0, got {args.hours}.")
-    task = spotter.config.keyword_task()
+    task = spotter.config.keyword_task(verbose=1)
     recipes.calibrate_spotter(
         spotter, task, args.target_false_alarms, args.hours, log=print
     )
@@ -250,9 +253,11 @@ def evaluate(args):
     config = spotter.config
     if args.data:
         config.data = args.data
-    task = config.keyword_task()
+    task = config.keyword_task(verbose=1)
     test = task.evaluation_stream("test", num_segments=args.segments)
-    probs = recipes.probabilities(recipes.stream_logits(spotter.model, test.features))
+    probs = recipes.probabilities(
+        recipes.stream_logits(spotter.model, test.features, verbose=1)
+    )
     scores = recipes.score(probs, test, spotter.detector)
     print(
         f"test stream: {len(test.segments)} utterances, {scores['hours']:.2f} h, never reset; "
@@ -263,7 +268,7 @@ def evaluate(args):
     if args.false_alarm_hours:
         quiet = task.false_alarm_stream("test", args.false_alarm_hours)
         quiet_probs = recipes.probabilities(
-            recipes.stream_logits(spotter.model, quiet.features)
+            recipes.stream_logits(spotter.model, quiet.features, verbose=1)
         )
         found = recipes.scoring.detections(quiet_probs, quiet, spotter.detector)
         print(

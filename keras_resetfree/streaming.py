@@ -327,16 +327,24 @@ class Streamer:
             if frames >> bit & 1
         ]
 
-    def run(self, stream, chunk_size=1):
-        """Streams a whole array `(batch_size, frames, features)` in chunks; returns the outputs."""
+    def run(self, stream, chunk_size=1, verbose=0):
+        """Streams a whole array `(batch_size, frames, features)` in chunks; returns the outputs.
+
+        `verbose`: 0 silent, 1 a progress bar over the frames, 2 one line at
+        the end (as in Keras's `predict`).
+        """
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1 frame, got {chunk_size}.")
         stream = np.asarray(stream)
         self._check_chunk(stream)
         if stream.shape[1] == 0:
             raise ValueError("Streamer.run received a stream with 0 frames.")
-        pieces = [
-            self.step(stream[:, start : start + chunk_size])
-            for start in range(0, stream.shape[1], chunk_size)
-        ]
+        progress = keras.utils.Progbar(
+            stream.shape[1], verbose=verbose, unit_name="frame"
+        )
+        pieces = []
+        for start in range(0, stream.shape[1], chunk_size):
+            pieces.append(self.step(stream[:, start : start + chunk_size]))
+            if verbose:
+                progress.update(min(start + chunk_size, stream.shape[1]))
         return np.concatenate(pieces, axis=1)

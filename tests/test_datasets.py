@@ -135,11 +135,14 @@ def test_read_idx_rejects_truncated(tmp_path):
         datasets.read_idx(path)
 
 
-def test_synthesizer_is_deterministic_and_cached(tmp_path):
+def test_synthesizer_is_deterministic_and_cached(tmp_path, capsys):
     pytest.importorskip(
         "espeakng_loader", reason="the audio extra (espeakng-loader) is not installed"
     )
-    first = datasets.synthesize_keywords(("yes", "stop"), 3, seed=5, cache_dir=tmp_path)
+    first = datasets.synthesize_keywords(
+        ("yes", "stop"), 3, seed=5, cache_dir=tmp_path, verbose=2
+    )
+    assert "6/6" in capsys.readouterr().out  # the worker's progress, per utterance
     assert len(first) == 6 and first.label_names == ["yes", "stop"]
     assert first.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert len(list(tmp_path.glob("*.npz"))) == 1

@@ -49,7 +49,7 @@ def test_reset_logits_equal_a_streamer_reset_at_the_same_frames(smnist):
 
 
 def test_cli_experiment(shared_data, tmp_path, capsys):
-    from keras_resetfree.cli import main
+    from resetfree_cli import main
 
     out = tmp_path / "result.json"
     args = [

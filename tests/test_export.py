@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from keras_resetfree import ResetFreeLoss, Streamer, export, layers, metrics, streams
-from keras_resetfree.cli import FAMILIES as CLASSIFIERS
 from keras_resetfree.recipes import build_model
+from resetfree_cli import FAMILIES as CLASSIFIERS
 from tests.families import FAMILIES, stacked_model
 from tests.test_streams import _noise, _tone_words
 
@@ -290,7 +290,7 @@ def test_c_array_and_inspect(trained, tmp_path):
 
 
 def test_cli_convert(tmp_path, capsys):
-    from keras_resetfree import cli
+    import resetfree_cli as cli
 
     model = stacked_model("gru", features=13, dense_head=True)
     path = tmp_path / "model.keras"

@@ -30,6 +30,39 @@ def test_import_needs_no_optional_extra():
     assert out.stdout.strip().splitlines()[-1] == "ok tensorflow (1, 3, 4)"
 
 
+def _python(code, **env):
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_help_and_argument_errors_do_not_load_keras():
+    code = (
+        "import sys, resetfree_cli\n"
+        "for argv in (['--help'], ['--version'], ['train', '--no-such-option']):\n"
+        "    try:\n"
+        "        resetfree_cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('loaded', sorted({'keras', 'tensorflow', 'keras_resetfree'} & set(sys.modules)))\n"
+    )
+    out = _python(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: resetfree" in out.stdout and "resetfree 0." in out.stdout
+    assert "the following arguments are required: --out" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "loaded []"
+
+
+def test_import_prints_nothing():
+    """TensorFlow's C++ start-up lines are not shown on import (they were 7 lines)."""
+    out = _python("import keras_resetfree", KERAS_BACKEND="tensorflow")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == "" and out.stderr == ""
+
+
 def test_data_dir_order(tmp_path, monkeypatch):
     explicit = tmp_path / "explicit"
     (explicit / "fsdd").mkdir(parents=True)
@@ -71,7 +104,7 @@ def test_demo_runs_small(capsys, tmp_path, monkeypatch):
     pytest.importorskip(
         "espeakng_loader", reason="the audio extra (espeakng-loader) is not installed"
     )
-    from keras_resetfree.cli import main
+    from resetfree_cli import main
 
     monkeypatch.setenv(
         "KERAS_HOME", str(tmp_path)

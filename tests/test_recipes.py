@@ -303,7 +303,7 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     soundfile = pytest.importorskip(
         "soundfile", reason="the audio extra is not installed"
     )
-    from keras_resetfree.cli import main
+    from resetfree_cli import main
 
     data = tmp_path / "my_words"
     _tone_folder(data, soundfile)
@@ -364,7 +364,7 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
 
 
 def test_cli_errors_name_the_option(tmp_path, capsys):
-    from keras_resetfree.cli import main
+    from resetfree_cli import main
 
     with pytest.raises(SystemExit, match="model .*: .*not a spotter folder"):
         main(["evaluate", str(tmp_path)])
@@ -426,7 +426,7 @@ def test_bad_task_and_calibration_arguments(tmp_path):
         task.false_alarm_stream()
     with pytest.raises(ValueError, match="calibration_hours must be > 0"):
         recipes.RecipeConfig(calibration_hours=0.0)
-    from keras_resetfree.cli import main
+    from resetfree_cli import main
 
     model = recipes.build_model("gru", 13, 2, size=4)
     spotter = recipes.Spotter(

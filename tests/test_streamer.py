@@ -26,6 +26,16 @@ def test_streaming_parity(name, chunk):
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
+def test_run_progress(capsys):
+    model = stacked_model("gru")
+    x = _stream(frames=20)
+    quiet = Streamer(model, batch_size=2).run(x, chunk_size=6)
+    assert capsys.readouterr().out == ""
+    shown = Streamer(model, batch_size=2).run(x, chunk_size=6, verbose=2)
+    assert "20/20" in capsys.readouterr().out
+    np.testing.assert_array_equal(shown, quiet)
+
+
 def test_state_get_set_and_reset():
     model = stacked_model("lstm")
     x = _stream()

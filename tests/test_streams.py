@@ -80,6 +80,18 @@ def test_block_masks_match_the_whole_stream_mask():
     assert np.mean(whole == stream.mask) > 0.98
 
 
+def test_build_progress_gives_the_same_stream(capsys):
+    def builder():
+        return streams.KeywordStream(_tone_words(), _noise(), num_segments=6, seed=3)
+
+    quiet = builder().build()
+    assert capsys.readouterr().out == ""
+    shown = builder().build(verbose=2)
+    assert "6/6" in capsys.readouterr().out
+    np.testing.assert_array_equal(shown.features, quiet.features)
+    np.testing.assert_array_equal(shown.segments, quiet.segments)
+
+
 def test_reproducible_endless_and_lazy():
     words = _tone_words()
     first = streams.KeywordStream(words, _noise(), num_segments=6, seed=7).build()

@@ -124,7 +124,7 @@ def test_same_seed_same_search(data, tmp_path):
 
 
 def test_tune_command(shared_data, tmp_path, capsys):
-    from keras_resetfree.cli import main
+    from resetfree_cli import main
 
     code = main(
         ["tune", "--task", "fsdd", "--trials", "2", "--epochs", "1", "--units", "8",

@@ -101,7 +101,10 @@ class _Espeak:
 def main(out):
     jobs = json.loads(sys.stdin.read())
     engine = _Espeak.get()
-    speech = [engine.speak(**job) for job in jobs]
+    speech = []
+    for job in jobs:
+        speech.append(engine.speak(**job))
+        print(len(speech), flush=True)  # progress, one line per utterance
     np.savez(
         out,
         audio=np.concatenate(speech) if speech else np.zeros(0, np.int16),

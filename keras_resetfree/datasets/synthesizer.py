@@ -22,23 +22,38 @@ VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4", "klatt", "klat
 _WORKER = Path(__file__).with_name("espeak_worker.py")
 
 
-def _speak_all(jobs):
+def _speak_all(jobs, verbose=0):
     """Synthesizes `jobs` (dicts of speak() arguments) in a fresh process.
 
     espeak-ng carries state from one utterance to the next inside a process
     (the same call gives a few samples more or less the second time), so a
-    fresh interpreter per corpus is what makes the corpus deterministic.
+    fresh interpreter per corpus is what makes the corpus deterministic. The
+    worker prints a line per utterance done, for the progress bar.
     """
-    with tempfile.TemporaryDirectory() as folder:
+    import keras
+
+    progress = keras.utils.Progbar(len(jobs), verbose=verbose, unit_name="utterance")
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        tempfile.TemporaryFile("w+") as errors,
+    ):
         out = Path(folder) / "speech.npz"
-        result = subprocess.run(
+        # stderr to a file: a pipe could fill while the progress lines are read.
+        worker = subprocess.Popen(
             [sys.executable, str(_WORKER), str(out)],
-            input=json.dumps(jobs),
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
             text=True,
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"espeak-ng synthesis failed:\n{result.stderr[-2000:]}")
+        worker.stdin.write(json.dumps(jobs))
+        worker.stdin.close()
+        for done, _ in enumerate(worker.stdout, 1):
+            if verbose:
+                progress.update(done)
+        if worker.wait() != 0:
+            errors.seek(0)
+            raise RuntimeError(f"espeak-ng synthesis failed:\n{errors.read()[-2000:]}")
         stored = np.load(out)
         return int(stored["rate"]), np.split(
             stored["audio"], np.cumsum(stored["lengths"])[:-1]
@@ -120,6 +135,7 @@ def synthesize_keywords(
     voices=VOICES,
     variants=VARIANTS,
     cache_dir=None,
+    verbose=0,
 ):
     """Makes a labelled keyword corpus offline with espeak-ng text-to-speech.
 
@@ -143,6 +159,8 @@ def synthesize_keywords(
         gains_range: (min, max) of the peak amplitude.
         voices, variants: the espeak-ng voices and variants drawn from.
         cache_dir: where to cache (default the Keras cache's keras_resetfree folder).
+        verbose: 0 silent, 1 a progress bar while synthesizing, 2 one line at
+            the end (a cached corpus prints nothing).
 
     Returns:
         An `AudioDataset`.
@@ -190,7 +208,7 @@ def synthesize_keywords(
             )
             gains.append(rng.uniform(*gains_range))
             labels.append(label)
-    rate, speech = _speak_all(jobs)
+    rate, speech = _speak_all(jobs, verbose)
     waveforms, speakers = [], []
     for job, gain, raw in zip(jobs, gains, speech):
         wave = _trim(

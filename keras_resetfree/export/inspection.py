@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_resetfree._compat import tflite_ops
-from keras_resetfree.export.ops import _captured_output, _interpreter, op_details
+from keras_resetfree._output import captured_output
+from keras_resetfree.export.ops import _interpreter, op_details
 
 
 @dataclass
@@ -97,7 +98,7 @@ def measure_arena(data):
     detail = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
     interpreter.invoke()
-    with _captured_output() as report:
+    with captured_output() as report:
         interpreter.print_allocations()
     match = re.search(r"Arena allocation total (\d+) bytes", report.text)
     if not match:

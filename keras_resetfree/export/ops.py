@@ -1,13 +1,9 @@
 """Which ops a converted model uses, and whether TFLite Micro can run them."""
 
-import contextlib
-import ctypes
-import os
 import re
-import sys
-import tempfile
 
 from keras_resetfree._compat import tflite_ops
+from keras_resetfree._output import captured_output
 
 # Builtin ops with TFLite Micro kernels (tensorflow/lite/micro/micro_mutable_op_resolver.h),
 # used when the tflite-micro package is not installed to ask the runtime itself.
@@ -29,31 +25,6 @@ class UnsupportedOpError(ValueError):
     """A converted model holds an op TFLite Micro cannot run; names the op and its layer."""
 
 
-class _Captured:
-    text = ""
-
-
-@contextlib.contextmanager
-def _captured_output():
-    """Captures what C++ code prints on file descriptors 1 and 2 (TFLite Micro's DebugLog)."""
-    captured = _Captured()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+") as capture:
-        saved = [os.dup(1), os.dup(2)]
-        os.dup2(capture.fileno(), 1)
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            ctypes.CDLL(None).fflush(None)  # C stdio buffers it until flushed
-            for fd, copy in zip((1, 2), saved):
-                os.dup2(copy, fd)
-                os.close(copy)
-            capture.seek(0)
-            captured.text = capture.read()
-
-
 def _interpreter(data):
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -64,7 +35,7 @@ def _interpreter(data):
     import warnings
 
     # Its "Created TensorFlow Lite XNNPACK delegate" line is no news to a user.
-    with warnings.catch_warnings(), _captured_output():
+    with warnings.catch_warnings(), captured_output():
         warnings.simplefilter("ignore")
         return Interpreter(model_content=data)
 

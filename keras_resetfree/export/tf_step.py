@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resetfree._compat import enable_variable_quantization, flat_layers
-from keras_resetfree.export.ops import _captured_output, converter_error
+from keras_resetfree._output import captured_output
+from keras_resetfree.export.ops import converter_error
 from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
 
@@ -150,7 +151,7 @@ def convert(model, stream, quantize, frames, state, calibration_frames, per_fram
         # The converter's C++ progress lines and TensorFlow's deprecation of the
         # interpreter it calibrates with are nothing a user can act on: kept
         # out of the output, shown only when the conversion fails.
-        with warnings.catch_warnings(), _captured_output() as captured:
+        with warnings.catch_warnings(), captured_output() as captured:
             warnings.filterwarnings(
                 "ignore", message=r".*tf\.lite\.Interpreter is deprecated"
             )

@@ -52,7 +52,9 @@ def ignored_classes(label_names):
     )
 
 
-def stream_logits(model, features, reset_frames=(), chunk=250, pieces=1, streamer=None):
+def stream_logits(
+    model, features, reset_frames=(), chunk=250, pieces=1, streamer=None, verbose=0
+):
     """Per-frame logits of `features` run without reset, or reset at `reset_frames`.
 
     Without resets: a `Streamer` in chunks of `chunk` frames, never reset.
@@ -64,6 +66,7 @@ def stream_logits(model, features, reset_frames=(), chunk=250, pieces=1, streame
     With resets: every piece between two resets starts from the initial
     state, so the pieces run side by side as one batch, each padded at its
     end (a causal model's outputs do not depend on what follows).
+    `verbose`: a progress bar (1) or line (2) over the frames, as in `predict`.
     """
     features = np.asarray(features, "float32")
     bounds = sorted(
@@ -79,13 +82,17 @@ def stream_logits(model, features, reset_frames=(), chunk=250, pieces=1, streame
         if streamer is None:
             streamer = Streamer(model, batch_size=pieces)
         streamer.reset()
-        logits = streamer.run(batch.reshape(pieces, length, -1), chunk_size=chunk)
+        logits = streamer.run(
+            batch.reshape(pieces, length, -1), chunk_size=chunk, verbose=verbose
+        )
         return np.asarray(logits).reshape(pieces * length, -1)[: len(features)]
     lengths = np.diff(bounds)
     batch = np.zeros((len(lengths), lengths.max(), features.shape[1]), features.dtype)
     for row, (a, n) in enumerate(zip(bounds[:-1], lengths)):
         batch[row, :n] = features[a : a + n]
-    logits = keras.ops.convert_to_numpy(model.predict(batch, batch_size=256, verbose=0))
+    logits = keras.ops.convert_to_numpy(
+        model.predict(batch, batch_size=256, verbose=verbose)
+    )
     return np.concatenate([logits[row, :n] for row, n in enumerate(lengths)])
 
 

@@ -130,9 +130,10 @@ class RecipeConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def keyword_task(self):
-        """The `KeywordTask` this config describes (`recipes.load_keyword_task`)."""
-        return tasks.load_keyword_task(
+    def keyword_task(self, verbose=0):
+        """The `KeywordTask` this config describes (`recipes.load_keyword_task`);
+        `verbose` shows progress while its evaluation streams are built."""
+        task = tasks.load_keyword_task(
             self.data,
             words=self.words,
             unknown=self.unknown,
@@ -143,6 +144,8 @@ class RecipeConfig:
             evaluation_segments=self.evaluation_segments,
             seed=self.seed,
         )
+        task.verbose = verbose
+        return task
 
 
 def load_config(path, **overrides):
@@ -280,7 +283,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    task = task or config.keyword_task()
+    task = task or config.keyword_task(verbose=1 if verbose else 0)
     log(
         f"task: {task.num_classes} labels {task.label_names}; speakers split "
         f"{len(task.splits['train'])} / {len(task.splits['validation'])} / "

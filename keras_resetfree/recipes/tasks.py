@@ -52,6 +52,9 @@ class KeywordTask:
             `"energy"` or `"truth"`); evaluation streams always use the
             temporal-intensity mask of their input, as a device would.
         seed: the seed every stream is derived from.
+        verbose: 1 shows a progress bar while a validation, test or
+            hours-long stream is built (training streams build silently,
+            between `fit`'s own epochs), 2 one line each, 0 nothing.
     """
 
     splits: dict
@@ -66,6 +69,7 @@ class KeywordTask:
     mask: str = "temporal_intensity"
     seed: int = 0
     train_snr_db: tuple = None
+    verbose: int = 0
 
     @property
     def num_classes(self):
@@ -92,7 +96,7 @@ class KeywordTask:
             augmentation=augmentation,
             seed=seed,
             **kwargs,
-        ).build()
+        ).build(verbose=0 if split == "train" else self.verbose)
 
     def train_stream(self, epoch=0, num_segments=None):
         """The training stream of `epoch`: a fresh draw of utterances, gaps, SNRs and augmentation."""

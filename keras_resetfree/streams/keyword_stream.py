@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 
 from keras_resetfree.masks import TemporalIntensityMask
@@ -272,10 +273,27 @@ class KeywordStream:
             tail_start = max(tail_start, next_frame * step - self.context)
             tail = audio[tail_start - (end_sample - len(audio)) :]
 
-    def build(self):
-        """The whole stream as one `Stream` (needs a finite `num_segments`)."""
+    def build(self, verbose=0):
+        """The whole stream as one `Stream` (needs a finite `num_segments`).
+
+        `verbose`: 0 silent, 1 a progress bar over the utterances, 2 one line
+        at the end (as in Keras's `fit`).
+        """
         if self.num_segments is None:
             raise ValueError(
                 "An endless KeywordStream (num_segments=None) can only be iterated with chunks()."
             )
-        return Stream.concatenate(self.chunks())
+        if not verbose:
+            return Stream.concatenate(self.chunks())
+        progress = keras.utils.Progbar(
+            self.num_segments, verbose=verbose, unit_name="utterance"
+        )
+
+        def counted():
+            done = 0
+            for piece in self.chunks():
+                done += len(piece.segments)
+                progress.update(min(done, self.num_segments))
+                yield piece
+
+        return Stream.concatenate(counted())

@@ -1,6 +1,14 @@
-"""The `resetfree` command line: argument parsing only (`keras_resetfree.commands` does the work)."""
+"""The `resetfree` command line: argument parsing only (`keras_resetfree.commands` does the work).
+
+A module of its own beside the `keras_resetfree` package, because importing the
+package imports Keras and TensorFlow (its layers register with Keras on import,
+for `keras.saving.load_model`): from here `resetfree --help` and argument errors
+answer at once, and the package loads only for a command that runs.
+"""
 
 import argparse
+import importlib.metadata
+import os
 import sys
 
 # Kept here, not imported, so that `resetfree --help` does not load Keras.
@@ -26,6 +34,10 @@ def _size(text):
 
 def _command(name):
     def run(args):
+        # TensorFlow's C++ log (a cuInit error on every CPU-only run, oneDNN
+        # notes) is nothing a user of the command can act on; set
+        # TF_CPP_MIN_LOG_LEVEL=0 to see it.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from keras_resetfree import commands
 
         return getattr(commands, name)(args)
@@ -33,16 +45,21 @@ def _command(name):
     return run
 
 
-def main(argv=None):
-    from keras_resetfree.version import __version__
+def _version():
+    try:
+        return importlib.metadata.version("keras-resetfree")
+    except importlib.metadata.PackageNotFoundError:  # a source tree, not installed
+        from keras_resetfree.version import __version__
 
+        return __version__
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="resetfree",
         description="Recurrent networks that run on an endless stream and never reset.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser(
