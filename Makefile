@@ -9,7 +9,11 @@ BACKENDS ?= tensorflow jax torch
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean
+# The ARM toolchain and emulator for `make mcu-test` (Debian / Ubuntu packages).
+MCU_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint install clean mcu-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +37,14 @@ test: lint
 		KERAS_BACKEND=$$backend TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || exit 1; \
 	done
 
+# The exported model on a Cortex-M4 build of TFLite Micro under QEMU (mcu/check.py);
+# TFLM sources from ../shared/tflm, or TFLM_DIR=<folder with reference/ and cmsis_nn/>.
+mcu-test: $(VENV)/.installed
+	@dpkg -s $(MCU_PACKAGES) >/dev/null 2>&1 || { \
+		echo "installing $(MCU_PACKAGES)"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(MCU_PACKAGES); }
+	KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/python mcu/check.py --json mcu/build/results.json
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mcu/build

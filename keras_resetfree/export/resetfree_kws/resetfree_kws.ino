@@ -13,6 +13,7 @@
 
 #include "audio_frontend.h"
 #include "detector.h"
+#include "frame_io.h"
 #include "model_data.h"
 #include "model_ops.h"
 #include "model_settings.h"
@@ -58,10 +59,6 @@ void OnPdmData() {
   g_written = at + samples;
 }
 
-long Clamp(long value, long low, long high) {
-  return value < low ? low : (value > high ? high : value);
-}
-
 void Fail(const char* message) {
   Serial.println(message);
   while (true) delay(1000);
@@ -72,34 +69,13 @@ void ProcessFrame(const int16_t* frame) {
   float features[resetfree::kNumCoefficients];
   g_frontend.Compute(frame, features);
   resetfree::MfccFrontend::Standardize(features);
-  // int8 (quantize="int8") or int16 (quantize="int16x8") input, or float.
-  const float scale = g_input->params.scale;
-  const long zero = g_input->params.zero_point;
-  for (int i = 0; i < resetfree::kNumCoefficients; ++i) {
-    if (g_input->type == kTfLiteInt8) {
-      g_input->data.int8[i] = static_cast<int8_t>(Clamp(lroundf(features[i] / scale) + zero, -128, 127));
-    } else if (g_input->type == kTfLiteInt16) {
-      g_input->data.i16[i] = static_cast<int16_t>(Clamp(lroundf(features[i] / scale) + zero, -32768, 32767));
-    } else {
-      g_input->data.f[i] = features[i];
-    }
-  }
+  resetfree::WriteInput(g_input, features, resetfree::kNumCoefficients);
   uint32_t start = micros();
   if (g_interpreter->Invoke() != kTfLiteOk) Fail("Invoke failed");
   g_invoke_micros += micros() - start;
 
   float logits[kNumClasses];
-  for (int c = 0; c < kNumClasses; ++c) {
-    const float out_scale = g_output->params.scale;
-    const int out_zero = g_output->params.zero_point;
-    if (g_output->type == kTfLiteInt8) {
-      logits[c] = (g_output->data.int8[c] - out_zero) * out_scale;
-    } else if (g_output->type == kTfLiteInt16) {
-      logits[c] = (g_output->data.i16[c] - out_zero) * out_scale;
-    } else {
-      logits[c] = g_output->data.f[c];
-    }
-  }
+  resetfree::ReadOutput(g_output, logits, kNumClasses);
   float probs[kNumClasses];
   resetfree::Softmax(logits, kNumClasses, probs);
   int detected = g_detector.Update(probs);
