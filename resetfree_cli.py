@@ -277,6 +277,14 @@ def main(argv=None):
         "--c-array", default=None, help="also write this .cc (and its .h) for a board"
     )
     p.add_argument("--name", default="g_model", help="C name of the array")
+    p.add_argument(
+        "--qat",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="for a spotter folder and int8: first fine-tune EPOCHS epochs with the recurrent "
+        "state on the int8 grid (quantization-aware), whose ranges the converter then takes",
+    )
     p.set_defaults(run=_command("convert"))
 
     p = commands.add_parser(

@@ -345,15 +345,25 @@ def convert(args):
     _check_writable(args.out, "--out")
     path = Path(args.model)
     normalization = None
+    if args.qat < 0:
+        _fail(f"--qat takes a number of epochs >= 0, got {args.qat}.")
+    if args.qat and (args.quantize != "int8" or not path.is_dir()):
+        _fail("--qat fine-tunes a spotter folder for --quantize int8.")
     if path.is_dir():
         spotter = _load_spotter(path)
         calibration = None
         if args.calibration is None and args.quantize != "float":
-            calibration = spotter.config.keyword_task().train_stream(0)
+            task = spotter.config.keyword_task(verbose=1)
+            calibration = task.train_stream(0)
         if args.calibration is not None:
             _fail(
                 "a spotter folder calibrates on its own training stream; drop --calibration."
             )
+        if args.qat:
+            spotter = deploy.quantization_aware_spotter(
+                spotter, task, args.qat, calibration, verbose=1, log=print
+            )
+            _print_scores(spotter.scores, "test_")
         conversion = deploy.convert_spotter(
             spotter, calibration, args.quantize, state=args.state
         )

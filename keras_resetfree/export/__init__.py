@@ -15,6 +15,11 @@ from keras_resetfree.export.ops import (
     check_ops,
     op_details,
 )
+from keras_resetfree.export.quantization import (
+    quantization_aware,
+    state_extremes,
+    state_ranges,
+)
 from keras_resetfree.export.sketch import (
     op_resolver_source,
     write_feature_config,
@@ -31,6 +36,9 @@ __all__ = [
     "measure_arena",
     "op_details",
     "op_resolver_source",
+    "quantization_aware",
+    "state_extremes",
+    "state_ranges",
     "to_tflite",
     "write_c_array",
     "write_feature_config",

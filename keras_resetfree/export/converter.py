@@ -44,7 +44,9 @@ def to_tflite(
     mode, which TFLite Micro runs): a few KB more flash and twice the state,
     for closer agreement with float where int8 activations are too coarse
     (models with low-margin outputs); spiking layers cannot use it (TFLite
-    has no 16x8 GREATER).
+    has no 16x8 GREATER). A model from `export.quantization_aware` (its
+    layers' `state_ranges` set) converts to int8 only: its state's ranges
+    are taken from it, not calibrated.
 
     Conversion needs TensorFlow. On another backend the model is saved as
     `.keras` and converted in a TensorFlow-backend subprocess, so a model
@@ -92,6 +94,20 @@ def to_tflite(
 
     # Refuses layers that cannot stream (here, on every backend, before converting).
     _recurrent_layers(model, tuple(per_frame))
+    from keras_resetfree.export.quantization import check_convertible
+
+    check_convertible(model)
+    aware = [
+        layer.name
+        for layer in flat_layers(model)
+        if getattr(layer, "state_ranges", None) is not None
+    ]
+    if aware and quantize != "int8":
+        raise ValueError(
+            f"Layers {aware} hold their state on an 8-bit grid (state_ranges, from "
+            f"export.quantization_aware): convert them with quantize='int8', not "
+            f"{quantize!r}, or convert the model they were made from."
+        )
     if quantize != "float":
         _warn_if_normalization_first(model)
     if keras.backend.backend() == "tensorflow":

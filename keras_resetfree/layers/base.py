@@ -9,6 +9,7 @@ import inspect
 
 import keras
 from keras import ops
+from keras.quantizers import fake_quant_with_min_max_vars
 
 # The time loop of keras.layers.RNN itself (tf.while_loop, lax.scan or a torch
 # loop): not in keras.ops, but the layer we subclass relies on it too.
@@ -109,6 +110,32 @@ class ResetFreeCell(keras.layers.Layer):
         """
         return None, None
 
+    #: `(low, high)` of each state tensor's 8-bit grid, or None (float state);
+    #: set by the layer from its `state_ranges`.
+    state_ranges = None
+
+    def on_grid(self, index, value):
+        """State `index`'s new `value` on its 8-bit grid when `state_ranges` is set
+        (as is otherwise). A cell calls it where it computes each state, before
+        any other use, so that the step uses the state as an int8 board holds
+        it and the converter sees one range for it."""
+        if self.state_ranges is None:
+            return value
+        low, high = self.state_ranges[index]
+        return fake_quant_with_min_max_vars(value, low, high, num_bits=8)
+
+    def state_bounds(self):
+        """`(low, high)` that each state tensor can never leave, or None where
+        it has no bound by construction; used to quantize the state."""
+        return [None] * len(self._state_sizes())
+
+    def _state_sizes(self):
+        return (
+            list(self.state_size)
+            if isinstance(self.state_size, (list, tuple))
+            else [self.state_size]
+        )
+
     def get_initial_state(self, batch_size=None):
         sizes = (
             self.state_size
@@ -137,7 +164,12 @@ class ResetFreeRNN(keras.layers.RNN):
     - `stream_call(x, states)` is a pure function `(outputs, new_states)`
       whatever `stateful` is, which `keras_resetfree.Streamer` uses to carry
       the state explicitly on every backend;
-    - inputs are checked: rank 3, the built feature size, a float dtype.
+    - inputs are checked: rank 3, the built feature size, a float dtype;
+    - `state_ranges` (set by `keras_resetfree.export.quantization_aware`, a
+      `(low, high)` per state tensor) fake-quantizes the state to 8 bits on
+      read and on write at every step, as an int8 board holds it: in
+      training (straight-through gradients), in streaming, and in the
+      exported graph, where the converter takes these ranges.
 
     Subclasses build their cell from their constructor arguments and list
     them in `get_config` through the cell.
@@ -153,6 +185,7 @@ class ResetFreeRNN(keras.layers.RNN):
         go_backwards=False,
         stateful=False,
         unroll=False,
+        state_ranges=None,
         **kwargs,
     ):
         # Arguments named in the cell's constructor go to the cell, the rest
@@ -178,6 +211,28 @@ class ResetFreeRNN(keras.layers.RNN):
             unroll=unroll,
             **kwargs,
         )
+        self.state_ranges = self._checked_state_ranges(state_ranges)
+        self.cell.state_ranges = self.state_ranges
+
+    def _checked_state_ranges(self, ranges):
+        if ranges is None:
+            return None
+        ranges = [tuple(float(v) for v in pair) for pair in ranges]
+        expected = len(self.cell._state_sizes())
+        if len(ranges) != expected or any(
+            len(pair) != 2 or not pair[0] < pair[1] for pair in ranges
+        ):
+            raise ValueError(
+                f"Layer '{self.name}': state_ranges needs one (low, high) with low < high "
+                f"for each of its {expected} state tensor(s); got {ranges}."
+            )
+        return ranges
+
+    def _quantized(self, states):
+        """The states on the cell's 8-bit grid (unchanged without `state_ranges`):
+        a state handed in from outside (the initial state, or one the caller
+        set) is rounded as the board would hold it."""
+        return [self.cell.on_grid(i, state) for i, state in enumerate(states)]
 
     def build(self, sequences_shape, initial_state_shape=None):
         check_sequences(self.name, sequences_shape, None)
@@ -200,6 +255,8 @@ class ResetFreeRNN(keras.layers.RNN):
             and mask is None
             and not self.go_backwards
             and not self.unroll
+            # A quantized state is rounded at every frame: no linear scan.
+            and self.state_ranges is None
             # TensorFlow's scan needs a static number of frames.
             and sequences.shape[1] is not None
         )
@@ -235,7 +292,7 @@ class ResetFreeRNN(keras.layers.RNN):
                 states = [ops.copy(s) for s in states]
             projected_t = inputs_t if hoist else cell.project_inputs(inputs_t)
             return cell.step(
-                projected_t, list(states), training=training, **step_options
+                projected_t, self._quantized(states), training=training, **step_options
             )
 
         return backend_rnn(
@@ -308,6 +365,9 @@ class ResetFreeRNN(keras.layers.RNN):
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
         config.update(cell_config)
+        config["state_ranges"] = (
+            None if self.state_ranges is None else [list(r) for r in self.state_ranges]
+        )
         return config
 
     @classmethod

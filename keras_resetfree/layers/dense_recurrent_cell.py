@@ -3,6 +3,27 @@ from keras import ops
 
 from keras_resetfree.layers.base import ResetFreeCell
 
+# The range of a bounded nonlinearity, which bounds a state made of it. tanh
+# and sigmoid take the fixed grids of TFLite's int8 TANH (steps of 1/128 from
+# -1) and LOGISTIC (1/256 from 0), so that a state quantized on that range
+# needs no requantization where the board computes it.
+_ACTIVATION_BOUNDS = {
+    "tanh": (-1.0, 127.0 / 128.0),
+    "sigmoid": (0.0, 255.0 / 256.0),
+    "softsign": (-1.0, 1.0),
+}
+
+
+def activation_bounds(activation):
+    """`(low, high)` of a Keras activation's outputs, or None when unbounded."""
+    return _ACTIVATION_BOUNDS.get(keras.activations.serialize(activation))
+
+
+def gates_in_unit_interval(activation):
+    """Whether a gate activation stays in [0, 1] (so a gated mix stays in range)."""
+    bounds = activation_bounds(activation)
+    return bounds is not None and bounds[0] >= 0.0 and bounds[1] <= 1.0
+
 
 class DenseRecurrentCell(ResetFreeCell):
     """Shared weights of the classic cells: `x W + b` and `h U`, `num_gates` blocks.

@@ -3,7 +3,13 @@ import numpy as np
 from keras import ops
 
 from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
-from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+from keras_resetfree.layers.dense_recurrent_cell import (
+    DenseRecurrentCell,
+    activation_bounds,
+)
+from keras_resetfree.layers.dense_recurrent_cell import (
+    gates_in_unit_interval as _gates_in_unit_interval,
+)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -61,8 +67,16 @@ class GRUCell(DenseRecurrentCell):
         z = self.recurrent_activation(x_z + h_z)
         r = self.recurrent_activation(x_r + h_r)
         candidate = self.activation(x_h + r * h_h)
-        h = z * h + (1.0 - z) * candidate
+        h = self.on_grid(0, z * h + (1.0 - z) * candidate)
         return h, [h]
+
+    def state_bounds(self):
+        # A convex combination of the previous state and the candidate: from
+        # the zero state it stays within the candidate's range (gates in [0, 1]).
+        bounds = activation_bounds(self.activation)
+        if bounds is None or not _gates_in_unit_interval(self.recurrent_activation):
+            return [None]
+        return [(min(bounds[0], 0.0), max(bounds[1], 0.0))]
 
     def get_config(self):
         return {

@@ -63,7 +63,7 @@ class LeakyReadoutCell(ResetFreeCell):
 
     def step(self, projected, states, training=False):
         alpha = decay(self.tau, self.dt)
-        o = alpha * states[0] + (1.0 - alpha) * projected
+        o = self.on_grid(0, alpha * states[0] + (1.0 - alpha) * projected)
         return o, [o]
 
     def get_config(self):

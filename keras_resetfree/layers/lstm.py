@@ -2,7 +2,13 @@ import keras
 from keras import ops
 
 from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
-from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+from keras_resetfree.layers.dense_recurrent_cell import (
+    DenseRecurrentCell,
+    activation_bounds,
+)
+from keras_resetfree.layers.dense_recurrent_cell import (
+    gates_in_unit_interval as _gates_in_unit_interval,
+)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -68,9 +74,16 @@ class LSTMCell(DenseRecurrentCell):
         z = projected + self.recurrent_input(h, recurrent_mask)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         gate = self.recurrent_activation
-        c = gate(z_f) * c + gate(z_i) * self.activation(z_c)
-        h = gate(z_o) * self.activation(c)
+        c = self.on_grid(1, gate(z_f) * c + gate(z_i) * self.activation(z_c))
+        h = self.on_grid(0, gate(z_o) * self.activation(c))
         return h, [h, c]
+
+    def state_bounds(self):
+        # h = o * activation(c) with o in [0, 1]; the cell state c has no bound.
+        bounds = activation_bounds(self.activation)
+        if bounds is None or not _gates_in_unit_interval(self.recurrent_activation):
+            return [None, None]
+        return [(min(bounds[0], 0.0), max(bounds[1], 0.0)), None]
 
     def get_config(self):
         return {

@@ -71,8 +71,11 @@ class LIFCell(DenseRecurrentCell):
     def _integrate(self, projected, v, s, theta, training, recurrent_mask):
         current = projected + self.recurrent_input(s, recurrent_mask)
         alpha = decay(self.tau_m, self.dt)
-        v = alpha * v + (1.0 - alpha) * current - theta * s * self.dt
-        return v, self.surrogate(v - theta, training=training)
+        v = self.on_grid(0, alpha * v + (1.0 - alpha) * current - theta * s * self.dt)
+        return v, self.on_grid(1, self.surrogate(v - theta, training=training))
+
+    def state_bounds(self):
+        return [None, (0.0, 1.0)]  # the membrane has no bound; spikes are 0 or 1
 
     def step(self, projected, states, training=False, recurrent_mask=None):
         v, s = states
@@ -130,10 +133,14 @@ class ALIFCell(LIFCell):
             shape=(self.units,), initializer=self.tau_adp_initializer, name="tau_adp"
         )
 
+    def state_bounds(self):
+        # The adaptation is a moving average of spikes: in [0, 1].
+        return [None, (0.0, 1.0), (0.0, 1.0)]
+
     def step(self, projected, states, training=False, recurrent_mask=None):
         v, s, a = states
         rho = decay(self.tau_adp, self.dt)
-        a = rho * a + (1.0 - rho) * s
+        a = self.on_grid(2, rho * a + (1.0 - rho) * s)
         theta = self.threshold + self.beta * a
         v, s = self._integrate(projected, v, s, theta, training, recurrent_mask)
         return s, [v, s, a]

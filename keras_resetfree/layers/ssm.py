@@ -184,7 +184,9 @@ class SSMCell(ResetFreeCell):
         s_re, s_im = states[0][..., :m], states[0][..., m:]
         lam_re, lam_im = self.eigenvalues()
         s_re, s_im = _complex_mul(lam_re, lam_im, s_re, s_im)
-        state = ops.concatenate([s_re + bu_re, s_im + bu_im], axis=-1)
+        state = ops.concatenate(
+            [self.on_grid(0, s_re + bu_re), self.on_grid(0, s_im + bu_im)], axis=-1
+        )
         return self._readout(state, u), [state]
 
     def _powers(self, exponents):

@@ -1,7 +1,10 @@
 import keras
 
 from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
-from keras_resetfree.layers.dense_recurrent_cell import DenseRecurrentCell
+from keras_resetfree.layers.dense_recurrent_cell import (
+    DenseRecurrentCell,
+    activation_bounds,
+)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -31,7 +34,11 @@ class VanillaRNNCell(DenseRecurrentCell):
 
     def step(self, projected, states, training=False, recurrent_mask=None):
         h = self.activation(projected + self.recurrent_input(states[0], recurrent_mask))
+        h = self.on_grid(0, h)
         return h, [h]
+
+    def state_bounds(self):
+        return [activation_bounds(self.activation)]
 
     def get_config(self):
         return {

@@ -1,0 +1,146 @@
+"""Quantization-aware state: `ResetFreeRNN.state_ranges` and `export.quantization_aware`."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resetfree import ResetFreeLoss, Streamer, export, layers
+from keras_resetfree.recipes import build_model
+from tests.families import FEATURES
+
+ON_TF = keras.backend.backend() == "tensorflow"
+
+
+def _stream(frames=1200, seed=0):
+    return (np.random.default_rng(seed).normal(size=(frames, FEATURES)) * 2.0).astype(
+        "float32"
+    )
+
+
+def _model():
+    inputs = keras.Input((None, FEATURES))
+    x = layers.GRU(8)(inputs)
+    x = layers.LSTM(8)(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_ranges_by_construction_or_from_the_stream():
+    model = _model()
+    stream = _stream()
+    aware = export.quantization_aware(model, stream, margin=0.25)
+    gru, lstm = (layer for layer in aware.layers if hasattr(layer, "state_ranges"))
+    # tanh's range on TFLite's int8 TANH grid (steps of 1/128 from -1).
+    assert gru.state_ranges == [(-1.0, 127 / 128)]  # h: convex mix of tanh and itself
+    assert lstm.state_ranges[0] == (-1.0, 127 / 128)  # h = o * tanh(c)
+    ((c_low, c_high),) = export.state_extremes(model, stream)[1][1:]
+    low, high = lstm.state_ranges[1]
+    span = c_high - c_low
+    assert np.isclose(low, min(c_low - 0.25 * span, 0.0))
+    assert np.isclose(high, max(c_high + 0.25 * span, 0.0))
+    for a, b in zip(aware.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Saved and loaded with its ranges.
+    clone = layers.LSTM.from_config(lstm.get_config())
+    assert clone.state_ranges == lstm.state_ranges
+
+
+def test_state_held_on_the_8_bit_grid():
+    layer = layers.GRU(6, state_ranges=[(-1.0, 1.0)], return_state=True)
+    x = _stream(40)[None]
+    _, h = layer(x)
+    h = keras.ops.convert_to_numpy(h)
+    scale = 2.0 / 255.0
+    steps = (h + 1.0) / scale
+    # On the grid of a FakeQuant of [-1, 1] (its zero point nudged to a step).
+    np.testing.assert_allclose(steps - np.round(steps), 0.0, atol=0.51)
+    assert len(np.unique(np.round(h / scale, 3) % 1)) <= 2
+    plain = layers.GRU(6, return_state=True)
+    plain.build(x.shape)
+    plain.set_weights(layer.get_weights())
+    assert not np.allclose(keras.ops.convert_to_numpy(plain(x)[1]), h)
+    # Streaming gives the same numbers as the whole sequence.
+    inputs = keras.Input((None, FEATURES))
+    model = keras.Model(inputs, layers.GRU(6, state_ranges=[(-1.0, 1.0)])(inputs))
+    whole = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(Streamer(model).run(x, chunk_size=7), whole, atol=1e-6)
+
+
+def test_quantization_aware_model_trains():
+    keras.utils.set_random_seed(0)
+    aware = export.quantization_aware(_model(), _stream())
+    aware.compile(optimizer="adam", loss=ResetFreeLoss(from_logits=True))
+    x = _stream(400).reshape(4, 100, FEATURES)
+    y = np.random.default_rng(1).integers(0, 3, size=(4, 100)).astype("int32")
+    before = [np.copy(w) for w in aware.get_weights()]
+    aware.fit(x, y, epochs=2, verbose=0)
+    after = aware.get_weights()
+    assert all(np.isfinite(w).all() for w in after)
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.skipif(not ON_TF, reason="the converter's tensors are read on TensorFlow")
+@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm"])
+def test_int8_state_takes_the_ranges_and_stays_integer(family):
+    pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
+    from keras_resetfree.export.ops import _interpreter
+
+    keras.utils.set_random_seed(0)
+    model = build_model(family, FEATURES, 3, 16)
+    stream = _stream()
+    aware = export.quantization_aware(model, stream)
+    data = export.to_tflite(aware, stream, quantize="int8")
+    ops = [name for name, _ in export.op_details(data)]
+    assert "DEQUANTIZE" not in ops, ops
+    interpreter = _interpreter(data)
+    tensors = {t["name"]: t for t in interpreter.get_tensor_details()}
+    # Integer only: no float tensor anywhere in the step.
+    floats = [n for n, t in tensors.items() if np.dtype(t["dtype"]) == np.float32]
+    assert not floats, floats
+    reads = sorted(n for n in tensors if n.startswith("Read") and "ReadVariableOp" in n)
+    ranges = [
+        r
+        for layer in aware.layers
+        for r in (getattr(layer, "state_ranges", None) or [])
+    ]
+    assert len(reads) == len(ranges)
+    scales = sorted(tensors[n]["quantization"][0] for n in reads)
+    expected = sorted((high - low) / 255.0 for low, high in ranges)
+    np.testing.assert_allclose(scales, expected, rtol=1e-5)
+    # The converter and the training agree: int8 follows the aware model.
+    test = _stream(600, seed=3)
+    reference = Streamer(aware).run(test[None], chunk_size=100)[0]
+    got = export.MicroStepper(data).run(test)
+    assert np.mean(got.argmax(-1) == reference.argmax(-1)) >= 0.97
+
+
+def test_bad_inputs():
+    with pytest.raises(
+        ValueError, match="one \\(low, high\\) with low < high for each of its 2"
+    ):
+        layers.LSTM(4, state_ranges=[(-1.0, 1.0)])
+    with pytest.raises(ValueError, match="low < high"):
+        layers.GRU(4, state_ranges=[(1.0, -1.0)])
+    inputs = keras.Input((None, FEATURES))
+    dense = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(ValueError, match="no keras_resetfree recurrent layer"):
+        export.quantization_aware(dense, _stream())
+    bad = _stream()
+    bad[5, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        export.quantization_aware(_model(), bad)
+    with pytest.raises(ValueError, match="\\(frames, features\\)"):
+        export.quantization_aware(_model(), _stream()[None])
+    aware = export.quantization_aware(_model(), _stream())
+    with pytest.raises(ValueError, match="convert them with quantize='int8'"):
+        export.to_tflite(aware, _stream(), quantize="int16x8")
+    # The converter crashes on these: refused before it runs.
+    for family in ("ssm", "spiking"):
+        model = build_model(family, FEATURES, 3, 8)
+        with pytest.raises(ValueError, match="SSM or SpikingRNN"):
+            export.quantization_aware(model, _stream())
+    inputs = keras.Input((None, FEATURES))
+    ssm = keras.Model(
+        inputs, layers.SSM(4, state_size=2, state_ranges=[(-2, 2)])(inputs)
+    )
+    with pytest.raises(ValueError, match="cannot take for SSM and SpikingRNN"):
+        export.to_tflite(ssm, _stream(), quantize="int8")
