@@ -1,0 +1,147 @@
+"""int8 against float per family on the 12-label keyword model: post-training, quantization-aware
+state, and int16x8.
+
+    KERAS_BACKEND=tensorflow python benchmarks/int8_families.py [--families gru lstm] [--max-epochs N]
+
+For each family, trains the keyword recipe's model (`recipes.RecipeConfig`,
+12 labels, speaker split of ../shared/data/speech_commands), calibrates its
+detector, then converts it to TFLite Micro three ways and runs each on the
+never-reset test stream (held-out speakers and noise) with `MicroStepper`:
+
+- PTQ int8: post-training calibration on the first training stream;
+- QAT int8 (VanillaRNN, GRU, LSTM): `recipes.deploy.quantization_aware_spotter`
+  (`export.quantization_aware`: the state on its 8-bit grid), fine-tuned
+  `--qat-epochs` epochs, detector calibrated again, then converted;
+- int16x8: int8 weights, int16 activations and state (not spiking: TFLite has
+  no 16x8 GREATER).
+
+Prints, per variant: argmax agreement with the float model before any
+fine-tuning on informative frames, segment accuracy, and the false-reject rate
+and false alarms per hour of the calibrated detector, beside the float
+model's. Writes benchmarks/results/int8_families.json.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_resetfree import export, recipes
+from keras_resetfree.recipes import deploy
+
+RESULTS = Path(__file__).parent / "results"
+QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm")
+
+
+def agreement(reference, got, stream):
+    informative = stream.labels != stream.noise_label
+    return float(
+        np.mean(got.argmax(-1)[informative] == reference.argmax(-1)[informative])
+    )
+
+
+def measure(spotter, conversion, reference, test):
+    micro = export.MicroStepper(conversion.data).run(
+        deploy.standardize(conversion.normalization, test.features)
+    )
+    scores = recipes.score(
+        recipes.probabilities(micro), test, spotter.detector, curve=False
+    )
+    return {
+        "agreement_with_float": agreement(reference, micro, test),
+        "segment_accuracy": scores["segment_accuracy"],
+        "false_reject_rate": scores["false_reject_rate"],
+        "false_alarms_per_hour": scores["false_alarms_per_hour"],
+        "flash_bytes": export.inspect(conversion.data).flash_bytes,
+    }
+
+
+def row(family, variant, r):
+    agreement_text = (
+        "-"
+        if r.get("agreement_with_float") is None
+        else f"{100 * r['agreement_with_float']:.2f} %"
+    )
+    return (
+        f"| {family} | {variant} | {agreement_text} | {100 * r['segment_accuracy']:.1f} % | "
+        f"{100 * r['false_reject_rate']:.1f} % at {r['false_alarms_per_hour']:.1f} FA/h |"
+    )  # fmt: skip
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--families", nargs="+", default=list(recipes.FAMILIES))
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="default: the recipe's"
+    )
+    parser.add_argument("--qat-epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(
+        "| family | variant | argmax agreement with float | segment accuracy | FRR at the "
+        "calibrated rate |\n|---|---|---|---|---|",
+        flush=True,
+    )
+    results = {}
+    for family in args.families:
+        start = time.perf_counter()
+        changes = {"family": family, "seed": args.seed}
+        if args.max_epochs:
+            changes["max_epochs"] = args.max_epochs
+        config = recipes.RecipeConfig(**changes)
+        task = config.keyword_task()
+        first = task.train_stream(0)
+        spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
+        test = task.evaluation_stream("test")
+        reference = recipes.stream_logits(spotter.model, test.features)
+        s = spotter.scores
+        rows = {
+            "float": {
+                "agreement_with_float": None,
+                "segment_accuracy": s["test_segment_accuracy"],
+                "false_reject_rate": s["test_false_reject_rate"],
+                "false_alarms_per_hour": s["test_false_alarms_per_hour"],
+                "epochs": s["epochs"],
+            }
+        }
+        print(row(family, f"float ({s['epochs']} epochs)", rows["float"]), flush=True)
+        variants = [("PTQ int8", spotter, "int8")]
+        if family != "spiking":
+            variants.append(("int16x8", spotter, "int16x8"))
+        if family in QAT_FAMILIES:
+            tuned = deploy.quantization_aware_spotter(
+                spotter, task, args.qat_epochs, first_stream=first
+            )
+            variants.append((f"QAT int8 ({args.qat_epochs} epochs)", tuned, "int8"))
+            qat_float = recipes.score(
+                recipes.probabilities(recipes.stream_logits(tuned.model, test.features)),
+                test, tuned.detector, curve=False,
+            )  # fmt: skip
+            rows["QAT float"] = {
+                "agreement_with_float": agreement(
+                    reference, recipes.stream_logits(tuned.model, test.features), test
+                ),
+                "segment_accuracy": qat_float["segment_accuracy"],
+                "false_reject_rate": qat_float["false_reject_rate"],
+                "false_alarms_per_hour": qat_float["false_alarms_per_hour"],
+            }
+            print(row(family, "QAT model in float", rows["QAT float"]), flush=True)
+        for name, model_spotter, quantize in variants:
+            conversion = deploy.convert_spotter(model_spotter, first, quantize)
+            rows[name] = measure(model_spotter, conversion, reference, test)
+            print(row(family, name, rows[name]), flush=True)
+        rows["seconds"] = time.perf_counter() - start
+        results[family] = rows
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "int8_families.json").write_text(
+            json.dumps(results, indent=1, default=float)
+        )
+    print(
+        f"(test stream: {len(test.segments)} utterances of held-out speakers, never reset)"
+    )
+
+
+if __name__ == "__main__":
+    main()
