@@ -322,6 +322,10 @@ def test_cli_convert(tmp_path, capsys):
     )
     with pytest.raises(SystemExit, match="representative_stream"):
         cli.main(["convert", str(path), "--out", str(out)])
+    with pytest.raises(SystemExit, match="--qat fine-tunes a spotter folder"):
+        cli.main(["convert", str(path), "--out", str(out), "--qat", "2"])
+    with pytest.raises(SystemExit, match="--qat takes a number of epochs >= 0"):
+        cli.main(["convert", str(path), "--out", str(out), "--qat", "-1"])
     np.save(tmp_path / "bad.npy", np.zeros((100, 7), "float32"))
     with pytest.raises(SystemExit, match=r"shape \(100, 7\)"):
         cli.main(

@@ -361,6 +361,14 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     assert "kIgnoredClasses[kNumClasses] = {false, false, true, true}" in settings
     assert main(["convert", str(out), "--out", str(tmp_path / "m.tflite")]) == 0
     assert (tmp_path / "m.normalization.json").is_file()
+    capsys.readouterr()
+    qat = tmp_path / "qat.tflite"
+    assert main(["convert", str(out), "--out", str(qat), "--qat", "1"]) == 0
+    assert (
+        "fine-tuning 1 epochs with the state on the int8 grid"
+        in capsys.readouterr().out
+    )
+    assert qat.read_bytes()[4:8] == b"TFL3"
 
 
 def test_cli_errors_name_the_option(tmp_path, capsys):
