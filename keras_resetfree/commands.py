@@ -165,12 +165,14 @@ def _write_sketch(spotter, task, folder, quantize, test=None):
     from keras_resetfree.recipes import deploy
 
     calibration = task.train_stream(0)
-    conversion = deploy.convert_spotter(
-        spotter,
-        calibration,
-        quantize,
-        check=test if test is not None else task.evaluation_stream("test"),
+    test = test if test is not None else task.evaluation_stream("test")
+    print(
+        f"converting to {quantize} (calibrated on {len(calibration):,} frames of training "
+        f"stream), then checking it in TFLite Micro on {len(test):,} test frames ...",
+        flush=True,
     )
+    conversion = deploy.convert_spotter(spotter, calibration, quantize, check=test)
+    print("measuring the tensor arena ...", flush=True)
     report = export.inspect(conversion.data)
     mfcc = task.features or features.MFCC(task.sample_rate)
     written = deploy.write_spotter_sketch(spotter, conversion, folder, mfcc, report)
@@ -364,6 +366,7 @@ def convert(args):
                 spotter, task, args.qat, calibration, verbose=1, log=print
             )
             _print_scores(spotter.scores, "test_")
+        print(f"converting to {args.quantize} ...", flush=True)
         conversion = deploy.convert_spotter(
             spotter, calibration, args.quantize, state=args.state
         )
