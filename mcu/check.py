@@ -6,7 +6,7 @@ Takes a sketch folder (default: the one shipped in the package, with its
 trained model) and builds TFLite Micro, the sketch's portable parts
 (`audio_frontend`, `frame_io`, `detector`), its model and `harness.cc` for the
 Nano 33 BLE's Cortex-M4F with Debian's arm-none-eabi-gcc, twice: reference
-kernels and CMSIS-NN kernels (../shared/tflm, or $TFLM_DIR/<kernels>). Each
+kernels and CMSIS-NN kernels (../shared/tflm/<kernels>, or $TFLM_DIR/<kernels>). Each
 image runs under `qemu-system-arm -M mps2-an386` with semihosting, and:
 
 1. frames: a never-reset stream of recorded keywords in background noise
@@ -138,12 +138,16 @@ def recorded_stream(labels, sample_rate, frames, seed):
 
 def build(kernels, sketch, build_root, tflm_root):
     build_dir = build_root / kernels
+    tree = Path(tflm_root) / kernels
+    if not (tree / "tensorflow" / "lite" / "micro").is_dir():
+        sys.exit(
+            f"No TFLite Micro source tree at {tree}: point TFLM_DIR (or --tflm-dir) at a "
+            "folder holding reference/ and cmsis_nn/ trees from create_tflm_tree.py."
+        )
     command = [
         "make", "-C", str(HERE), "app", f"KERNELS={kernels}", f"SKETCH={sketch}",
-        f"BUILD={build_dir}", f"-j{os.cpu_count() or 1}",
+        f"BUILD={build_dir}", f"TFLM_TREE={tree}", f"-j{os.cpu_count() or 1}",
     ]  # fmt: skip
-    if tflm_root:
-        command.append(f"TFLM_DIR={Path(tflm_root) / kernels}")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(
@@ -179,10 +183,13 @@ def run(elf, mode, payload, count, timeout):
         (folder / "mcu_input.bin").write_bytes(
             np.array([mode, count], "<i4").tobytes() + payload
         )
-        result = subprocess.run(
-            [*QEMU, "-kernel", str(elf)], cwd=folder, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
+        try:
+            result = subprocess.run(
+                [*QEMU, "-kernel", str(elf)], cwd=folder, capture_output=True, text=True,
+                timeout=timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            sys.exit(f"{elf} did not finish within {timeout} s under QEMU.")
         if "done" not in result.stdout:
             sys.exit(
                 f"{elf} failed under QEMU:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
@@ -199,7 +206,7 @@ def main(argv=None):
         "--frames", type=int, default=10000, help="frames to stream (>= this many)"
     )
     parser.add_argument("--build", default=str(HERE / "build"), help="build folder")
-    parser.add_argument("--tflm-dir", default=os.environ.get("TFLM_DIR"),
+    parser.add_argument("--tflm-dir", default=os.environ.get("TFLM_DIR", str(HERE.parent.parent / "shared" / "tflm")),
                         help="folder holding reference/ and cmsis_nn/ TFLM trees (default ../shared/tflm)")  # fmt: skip
     parser.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
     parser.add_argument("--json", default=None, help="also write the results here")
