@@ -4,6 +4,8 @@
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py ablation   # what each augmentation is worth
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py sizes      # accuracy against int8 flash
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py data       # learning curve against data size
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py drift --families vanilla_rnn gru
+                                     # never reset against a reset at every word, per family
 
 `recipe` trains the recipe's default (`keras_resetfree.recipes.RecipeConfig`)
 on the speaker split of ../shared/data/speech_commands (12 labels), then on
@@ -44,6 +46,10 @@ def config_from(args, **changes):
         segments_per_epoch=args.segments,
         seed=args.seed,
     )
+    if args.window:
+        values["window"] = args.window
+    if args.learning_rate:
+        values["learning_rate"] = args.learning_rate
     if args.no_augment:
         values["augmentation"] = "none"
     values.update(changes)
@@ -259,6 +265,53 @@ def sizes(args):
     )
 
 
+def drift(args):
+    """Whether a family fails to learn the words or fails to run never reset: segment accuracy
+    on the never-reset test stream against the same model reset at every utterance start, and
+    how saturated its state is on the never-reset stream."""
+    from keras_resetfree import Streamer
+
+    print(
+        "| family | parameters | epochs | segment accuracy, never reset | reset at every "
+        "utterance | state entries beyond 0.95 of their layer's largest |\n|---|---|---|---|---|---|"
+    )
+    results = {}
+    for family in args.families:
+        config = config_from(args, family=family)
+        task = config.keyword_task()
+        spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
+        test = task.evaluation_stream("test")
+        reset = recipes.probabilities(
+            recipes.stream_logits(spotter.model, test.features, test.segments[:, 0])
+        )
+        reset_accuracy = float(
+            np.mean(recipes.segment_predictions(reset, test, spotter.detector.silence_threshold)
+                    == test.segments[:, 2])
+        )  # fmt: skip
+        streamer = Streamer(spotter.model)
+        saturated, total = 0, 0
+        for start in range(0, len(test), 250):
+            streamer.step(test.features[None, start : start + 250])
+            for states in streamer.state:
+                for state in states:
+                    largest = np.abs(state).max() or 1.0
+                    saturated += int((np.abs(state) > 0.95 * largest).sum())
+                    total += state.size
+        s = spotter.scores
+        results[family] = {**s, "reset_segment_accuracy": reset_accuracy,
+                           "saturated_fraction": saturated / total}  # fmt: skip
+        print(
+            f"| {family} | {spotter.model.count_params():,} | {s['epochs']} | "
+            f"{100 * s['test_segment_accuracy']:.1f} % | {100 * reset_accuracy:.1f} % | "
+            f"{100 * saturated / total:.1f} % |",
+            flush=True,
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kws_drift.json").write_text(
+        json.dumps(results, indent=1, default=float)
+    )
+
+
 def data(args):
     print(HEADER)
     results = {}
@@ -287,7 +340,9 @@ def data(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["recipe", "ablation", "sizes", "data"])
+    parser.add_argument(
+        "mode", choices=["recipe", "ablation", "sizes", "data", "drift"]
+    )
     default = recipes.RecipeConfig()
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
     parser.add_argument("--size", default=default.size)
@@ -319,6 +374,10 @@ def main():
         "--save", default=None, help="recipe mode: also write the spotter folder"
     )
     parser.add_argument("--no-augment", action="store_true", help="no augmentation")
+    parser.add_argument(
+        "--window", type=int, default=None, help="training window, frames"
+    )
+    parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     quick = args.mode != "recipe"
@@ -328,9 +387,14 @@ def main():
         args.segments = 2000 if quick else default.segments_per_epoch
     args.size = int(args.size) if str(args.size).isdigit() else args.size
     args.sizes = [int(s) if s.isdigit() else s for s in args.sizes]
-    {"recipe": recipe, "ablation": ablation, "sizes": sizes, "data": data}[args.mode](
-        args
-    )
+    modes = {
+        "recipe": recipe,
+        "ablation": ablation,
+        "sizes": sizes,
+        "data": data,
+        "drift": drift,
+    }
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":
