@@ -10,6 +10,11 @@ import time
 from pathlib import Path
 
 
+def _progress():
+    """Keras's progress verbosity for our bars: a live bar on a terminal, one line each in a log."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def _fail(message):
     raise SystemExit(f"error: {message}")
 
@@ -69,7 +74,7 @@ def demo(args):
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     corpus = datasets.synthesize_keywords(
-        args.words, args.per_word, seed=args.seed, verbose=1
+        args.words, args.per_word, seed=args.seed, verbose=_progress()
     )
     part = [
         datasets.speaker_partition(v, args.validation_percent, args.test_percent)
@@ -102,7 +107,7 @@ def demo(args):
         evaluation_segments=args.test_segments,
         mask=args.mask,
         seed=args.seed,
-        verbose=1,
+        verbose=_progress(),
     )
     print(
         f"backend {keras.backend.backend()} | {len(args.words)} keywords synthesized with espeak-ng: "
@@ -230,7 +235,7 @@ def calibrate(args):
         _fail(f"--target-false-alarms must be >= 0, got {args.target_false_alarms}.")
     if args.hours is not None and args.hours <= 0:
         _fail(f"--hours must be > 0, got {args.hours}.")
-    task = spotter.config.keyword_task(verbose=1)
+    task = spotter.config.keyword_task(verbose=_progress())
     recipes.calibrate_spotter(
         spotter, task, args.target_false_alarms, args.hours, log=print
     )
@@ -255,10 +260,10 @@ def evaluate(args):
     config = spotter.config
     if args.data:
         config.data = args.data
-    task = config.keyword_task(verbose=1)
+    task = config.keyword_task(verbose=_progress())
     test = task.evaluation_stream("test", num_segments=args.segments)
     probs = recipes.probabilities(
-        recipes.stream_logits(spotter.model, test.features, verbose=1)
+        recipes.stream_logits(spotter.model, test.features, verbose=_progress())
     )
     scores = recipes.score(probs, test, spotter.detector)
     print(
@@ -270,7 +275,7 @@ def evaluate(args):
     if args.false_alarm_hours:
         quiet = task.false_alarm_stream("test", args.false_alarm_hours)
         quiet_probs = recipes.probabilities(
-            recipes.stream_logits(spotter.model, quiet.features, verbose=1)
+            recipes.stream_logits(spotter.model, quiet.features, verbose=_progress())
         )
         found = recipes.scoring.detections(quiet_probs, quiet, spotter.detector)
         print(
@@ -355,7 +360,7 @@ def convert(args):
         spotter = _load_spotter(path)
         calibration = None
         if args.calibration is None and args.quantize != "float":
-            task = spotter.config.keyword_task(verbose=1)
+            task = spotter.config.keyword_task(verbose=_progress())
             calibration = task.train_stream(0)
         if args.calibration is not None:
             _fail(

@@ -167,7 +167,8 @@ def _first_working_arena(data, detail, size, limit=65536):
 def inspect(data):
     """A `ModelReport` of `.tflite` bytes; the arena is measured with the TFLite Micro interpreter."""
     interpreter = _interpreter(data)
-    interpreter.allocate_tensors()
+    with captured_output():  # "Created TensorFlow Lite XNNPACK delegate": no news
+        interpreter.allocate_tensors()
     details = op_details(data)
     ops = {}
     for name, _ in details:

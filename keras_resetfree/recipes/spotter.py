@@ -283,7 +283,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    task = task or config.keyword_task(verbose=1 if verbose else 0)
+    task = task or config.keyword_task(verbose=verbose)
     log(
         f"task: {task.num_classes} labels {task.label_names}; speakers split "
         f"{len(task.splits['train'])} / {len(task.splits['validation'])} / "
