@@ -24,24 +24,44 @@ def _model():
     return keras.Model(inputs, keras.layers.Dense(3)(x))
 
 
-def test_ranges_by_construction_or_from_the_stream():
+def test_ranges_from_the_stream_within_the_cells_bounds():
     model = _model()
     stream = _stream()
     aware = export.quantization_aware(model, stream, margin=0.25)
     gru, lstm = (layer for layer in aware.layers if hasattr(layer, "state_ranges"))
-    # tanh's range on TFLite's int8 TANH grid (steps of 1/128 from -1).
-    assert gru.state_ranges == [(-1.0, 127 / 128)]  # h: convex mix of tanh and itself
-    assert lstm.state_ranges[0] == (-1.0, 127 / 128)  # h = o * tanh(c)
-    ((c_low, c_high),) = export.state_extremes(model, stream)[1][1:]
-    low, high = lstm.state_ranges[1]
-    span = c_high - c_low
-    assert np.isclose(low, min(c_low - 0.25 * span, 0.0))
-    assert np.isclose(high, max(c_high + 0.25 * span, 0.0))
+    extremes = export.state_extremes(model, stream)
+
+    def expected(observed, bound=None):
+        low, high = observed
+        span = high - low
+        low, high = min(low - 0.25 * span, 0.0), max(high + 0.25 * span, 0.0)
+        if bound is not None:
+            low, high = max(low, bound[0]), min(high, bound[1])
+        return low, high
+
+    # Bounded states (h of GRU and LSTM: within tanh's int8 grid, [-1, 127/128])
+    # take their observed range plus margin, capped by the bound; LSTM's c has none.
+    tanh = (-1.0, 127 / 128)
+    np.testing.assert_allclose(gru.state_ranges[0], expected(extremes[0][0], tanh))
+    np.testing.assert_allclose(lstm.state_ranges[0], expected(extremes[1][0], tanh))
+    np.testing.assert_allclose(lstm.state_ranges[1], expected(extremes[1][1]))
+    assert tanh[0] <= gru.state_ranges[0][0] < 0 < gru.state_ranges[0][1] <= tanh[1]
     for a, b in zip(aware.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     # Saved and loaded with its ranges.
     clone = layers.LSTM.from_config(lstm.get_config())
     assert clone.state_ranges == lstm.state_ranges
+
+
+def test_copy_keeps_an_adapted_normalization():
+    stream = _stream() + 5.0  # far from zero mean: a lost adaptation shows
+    model = build_model("gru", FEATURES, 3, 8, normalization=stream)
+    aware = export.quantization_aware(model, stream)
+    x = stream[None, :300]
+    expected = keras.ops.convert_to_numpy(model(x))
+    got = keras.ops.convert_to_numpy(aware(x))
+    # Only the state's 8-bit rounding separates them.
+    assert np.abs(got - expected).max() < 0.1
 
 
 def test_state_held_on_the_8_bit_grid():

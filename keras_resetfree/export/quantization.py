@@ -3,9 +3,9 @@
 Post-training calibration sets each int8 state's scale from the range the
 state reached on the calibration stream, and a never-reset stream goes
 further than any short stream does (NOTES: the converter reads the state's
-range after READ_VARIABLE). Here the range is fixed before conversion: by
-construction where the cell bounds its state (a GRU's `h` in [-1, 1], spikes
-in [0, 1]), else from the state's extremes over a long stream with a margin;
+range after READ_VARIABLE). Here the range is fixed before conversion: the
+state's extremes over a long stream plus a margin, capped where the cell
+bounds the state (a GRU's `h` within tanh's int8 grid, spikes in [0, 1]);
 the layers then hold their state on that 8-bit grid at every step
 (`ResetFreeRNN.state_ranges`), so that fine-tuning with the same loss
 teaches the model the board's arithmetic and `to_tflite` hands the
@@ -78,18 +78,23 @@ def state_extremes(model, stream, max_frames=20000, pieces=8):
 
 def state_ranges(model, stream, margin=0.25, max_frames=20000):
     """The `(low, high)` of every state tensor, per recurrent layer (by name): the
-    cell's bounds where it has them, else the extremes over `stream` widened by
-    `margin` of their span (a never-reset stream goes further than any sample)."""
+    extremes over `stream` widened by `margin` of their span (a never-reset
+    stream goes further than any sample), within the cell's bounds where it has
+    them, and always including 0."""
     extremes = state_extremes(model, stream, max_frames)
     ranges = {}
     for layer, observed in zip(_recurrent_layers(model), extremes):
         chosen = []
         for bound, (low, high) in zip(layer.cell.state_bounds(), observed):
-            if bound is None:
-                span = max(high - low, 1e-3)
-                # Always include 0: the initial state, and where int8 is exact.
-                bound = (min(low - margin * span, 0.0), max(high + margin * span, 0.0))
-            chosen.append(tuple(float(v) for v in bound))
+            span = max(high - low, 1e-3)
+            # Always include 0: the initial state, and where int8 is exact.
+            low, high = min(low - margin * span, 0.0), max(high + margin * span, 0.0)
+            if bound is not None:
+                # A bound is no range: a state that stays well inside it would
+                # lose resolution (and a slowly integrating state its steps)
+                # on the bound's grid; it only caps the margin.
+                low, high = max(low, bound[0]), min(high, bound[1])
+            chosen.append((float(low), float(high)))
         ranges[layer.name] = chosen
     return ranges
 
@@ -141,4 +146,9 @@ def quantization_aware(model, stream, margin=0.25, max_frames=20000):
 
     aware = keras.models.clone_model(model, clone_function=clone)
     aware.set_weights(model.get_weights())
+    for layer in flat_layers(aware):
+        # What loading a saved model does after setting weights: an adapted
+        # Normalization, for one, takes its mean and variance from them here.
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
     return aware
