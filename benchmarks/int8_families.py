@@ -2,6 +2,7 @@
 state, and int16x8.
 
     KERAS_BACKEND=tensorflow python benchmarks/int8_families.py [--families gru lstm] [--max-epochs N]
+    python benchmarks/int8_families.py --report benchmarks/results/int8_families.json
 
 For each family, trains the keyword recipe's model (`recipes.RecipeConfig`,
 12 labels, speaker split of ../shared/data/speech_commands), calibrates its
@@ -60,15 +61,33 @@ def measure(spotter, conversion, reference, test):
 
 
 def row(family, variant, r):
-    agreement_text = (
-        "-"
-        if r.get("agreement_with_float") is None
-        else f"{100 * r['agreement_with_float']:.2f} %"
-    )
+    def percent(key):
+        return "-" if r.get(key) is None else f"{100 * r[key]:.2f} %"
+
     return (
-        f"| {family} | {variant} | {agreement_text} | {100 * r['segment_accuracy']:.1f} % | "
+        f"| {family} | {variant} | {percent('agreement_with_float')} | "
+        f"{percent('agreement_with_own_float')} | {100 * r['segment_accuracy']:.1f} % | "
         f"{100 * r['false_reject_rate']:.1f} % at {r['false_alarms_per_hour']:.1f} FA/h |"
-    )  # fmt: skip
+    )
+
+
+HEADER = (
+    "| family | variant | argmax agreement with the float model | with its own float model "
+    "| segment accuracy | FRR at the calibrated rate |\n|---|---|---|---|---|---|"
+)
+
+
+def report(path):
+    """Prints the table of a results file written by an earlier run."""
+    results = json.loads(Path(path).read_text())
+    print(HEADER)
+    for family, rows in results.items():
+        for variant, r in rows.items():
+            if isinstance(r, dict):
+                name = (
+                    f"float ({r['epochs']} epochs)" if variant == "float" else variant
+                )
+                print(row(family, name, r))
 
 
 def main():
@@ -79,12 +98,14 @@ def main():
     )
     parser.add_argument("--qat-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(
-        "| family | variant | argmax agreement with the float model | with its own float model "
-        "| segment accuracy | FRR at the calibrated rate |\n|---|---|---|---|---|---|",
-        flush=True,
+    parser.add_argument(
+        "--report", default=None, help="only print the table of this results JSON"
     )
+    args = parser.parse_args()
+    if args.report:
+        report(args.report)
+        return
+    print(HEADER, flush=True)
     results = {}
     for family in args.families:
         start = time.perf_counter()
