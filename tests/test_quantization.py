@@ -62,6 +62,12 @@ def test_copy_keeps_an_adapted_normalization():
     got = keras.ops.convert_to_numpy(aware(x))
     # Only the state's 8-bit rounding separates them.
     assert np.abs(got - expected).max() < 0.1
+    # The board's float standardisation, split off the copy, keeps the features' shape.
+    from keras_resetfree.recipes import deploy
+    from keras_resetfree.recipes.spotter import split_normalization
+
+    normalization, _ = split_normalization(aware)
+    assert deploy.standardize(normalization, stream).shape == stream.shape
 
 
 def test_state_held_on_the_8_bit_grid():

@@ -49,9 +49,12 @@ class Conversion:
 
 def standardize(normalization, features):
     """Features as the converted model takes them (after the board's float Normalization)."""
+    features = np.asarray(features, "float32")
     if normalization is None:
-        return np.asarray(features, "float32")
-    return keras.ops.convert_to_numpy(normalization(np.asarray(features, "float32")))
+        return features
+    # A Normalization built inside a model broadcasts its statistics over
+    # (batch, frames, features): keep the shape the features came in.
+    return keras.ops.convert_to_numpy(normalization(features)).reshape(features.shape)
 
 
 def convert_spotter(
