@@ -51,8 +51,10 @@ def measure(spotter, conversion, reference, test):
     scores = recipes.score(
         recipes.probabilities(micro), test, spotter.detector, curve=False
     )
+    own = recipes.stream_logits(spotter.model, test.features)
     return {
         "agreement_with_float": agreement(reference, micro, test),
+        "agreement_with_own_float": agreement(own, micro, test),
         "segment_accuracy": scores["segment_accuracy"],
         "false_reject_rate": scores["false_reject_rate"],
         "false_alarms_per_hour": scores["false_alarms_per_hour"],
