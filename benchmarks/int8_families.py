@@ -69,13 +69,14 @@ def row(family, variant, r):
     return (
         f"| {family} | {variant} | {percent('agreement_with_float')} | "
         f"{percent('agreement_with_own_float')} | {100 * r['segment_accuracy']:.1f} % | "
-        f"{100 * r['false_reject_rate']:.1f} % at {r['false_alarms_per_hour']:.1f} FA/h |"
+        f"{100 * r['false_reject_rate']:.1f} % at {r['false_alarms_per_hour']:.1f} FA/h | "
+        f"{'-' if r.get('flash_bytes') is None else format(r['flash_bytes'], ',') + ' B'} |"
     )
 
 
 HEADER = (
     "| family | variant | argmax agreement with the float model | with its own float model "
-    "| segment accuracy | FRR at the calibrated rate |\n|---|---|---|---|---|---|"
+    "| segment accuracy | FRR at the calibrated rate | flash |\n|---|---|---|---|---|---|---|"
 )
 
 
