@@ -292,8 +292,9 @@ class KeywordStream:
         def counted():
             done = 0
             for piece in self.chunks():
-                done += len(piece.segments)
-                progress.update(min(done, self.num_segments))
+                if len(piece.segments):  # the trailing noise adds none: no second line
+                    done += len(piece.segments)
+                    progress.update(min(done, self.num_segments))
                 yield piece
 
         return Stream.concatenate(counted())
