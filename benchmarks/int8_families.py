@@ -28,20 +28,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from keras_resetfree import export, recipes
 from keras_resetfree.recipes import deploy
 
 RESULTS = Path(__file__).parent / "results"
 QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm")
-
-
-def agreement(reference, got, stream):
-    informative = stream.labels != stream.noise_label
-    return float(
-        np.mean(got.argmax(-1)[informative] == reference.argmax(-1)[informative])
-    )
 
 
 def measure(spotter, conversion, reference, test):
@@ -53,8 +44,8 @@ def measure(spotter, conversion, reference, test):
     )
     own = recipes.stream_logits(spotter.model, test.features)
     return {
-        "agreement_with_float": agreement(reference, micro, test),
-        "agreement_with_own_float": agreement(own, micro, test),
+        "agreement_with_float": recipes.scoring.agreement(reference, micro, test),
+        "agreement_with_own_float": recipes.scoring.agreement(own, micro, test),
         "segment_accuracy": scores["segment_accuracy"],
         "false_reject_rate": scores["false_reject_rate"],
         "false_alarms_per_hour": scores["false_alarms_per_hour"],
@@ -145,7 +136,7 @@ def main():
                 test, tuned.detector, curve=False,
             )  # fmt: skip
             rows["QAT float"] = {
-                "agreement_with_float": agreement(
+                "agreement_with_float": recipes.scoring.agreement(
                     reference, recipes.stream_logits(tuned.model, test.features), test
                 ),
                 "segment_accuracy": qat_float["segment_accuracy"],

@@ -239,10 +239,7 @@ def main(argv=None):
     standardized = (python_features - info["mean"]) * info["inverse_std"]
     stepper = MicroStepper(info["model"])
     expected = stepper.run(standardized)
-    scale, zero = stepper.x_quant
-    limits = np.iinfo(stepper.x_dtype)
-    quantized = np.clip(np.round(standardized / scale) + zero, limits.min, limits.max)
-    frames_payload = quantized.astype(stepper.x_dtype).tobytes()
+    frames_payload = stepper.quantize(standardized).tobytes()
     if stepper.y_quant is None:
         sys.exit(
             "The check is for quantized (int8 / int16x8) models; this one is float."

@@ -88,14 +88,20 @@ class MicroStepper:
             for d in self.state_details
         ]
 
-    def step(self, frames):
-        """Runs `(frames_per_step, features)` float frames; returns float outputs `(frames_per_step, ...)`."""
-        x = np.asarray(frames, dtype="float32").reshape(1, self.frames, self.features)
+    def quantize(self, frames):
+        """Float frames as the model's input type takes them (its scale and zero point,
+        rounded and saturated); unchanged for a float model."""
+        x = np.asarray(frames, dtype="float32")
         if self.x_quant:
             scale, zero = self.x_quant
             limits = np.iinfo(self.x_dtype)
             x = np.clip(np.round(x / scale) + zero, limits.min, limits.max)
-        self.interpreter.set_input(x.astype(self.x_dtype), self.x_index)
+        return x.astype(self.x_dtype)
+
+    def step(self, frames):
+        """Runs `(frames_per_step, features)` float frames; returns float outputs `(frames_per_step, ...)`."""
+        x = np.asarray(frames, dtype="float32").reshape(1, self.frames, self.features)
+        self.interpreter.set_input(self.quantize(x), self.x_index)
         for index, value in zip(self.state_inputs, self.states):
             self.interpreter.set_input(value, index)
         self.interpreter.invoke()

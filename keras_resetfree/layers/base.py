@@ -137,13 +137,9 @@ class ResetFreeCell(keras.layers.Layer):
         )
 
     def get_initial_state(self, batch_size=None):
-        sizes = (
-            self.state_size
-            if isinstance(self.state_size, (list, tuple))
-            else [self.state_size]
-        )
         return [
-            ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes
+            ops.zeros((batch_size, size), dtype=self.compute_dtype)
+            for size in self._state_sizes()
         ]
 
     def build(self, input_shape):
@@ -314,8 +310,7 @@ class ResetFreeRNN(keras.layers.RNN):
             if isinstance(initial_state, list | tuple)
             else [initial_state]
         )
-        sizes = self.cell.state_size
-        expected = len(sizes) if isinstance(sizes, list | tuple) else 1
+        expected = len(self.cell._state_sizes())
         if len(states) != expected:
             raise ValueError(
                 f"Layer '{self.name}' has {expected} state tensor(s); initial_state holds "

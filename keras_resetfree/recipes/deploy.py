@@ -86,10 +86,7 @@ def convert_spotter(
         micro = export.MicroStepper(data).run(
             standardize(normalization, check.features)
         )
-        informative = check.labels != check.noise_label
-        result.agreement = float(
-            np.mean(micro.argmax(-1)[informative] == reference.argmax(-1)[informative])
-        )
+        result.agreement = scoring.agreement(reference, micro, check)
         result.scores = scoring.score(
             scoring.probabilities(micro), check, spotter.detector, curve=False
         )

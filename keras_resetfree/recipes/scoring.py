@@ -96,6 +96,17 @@ def stream_logits(
     return np.concatenate([logits[row, :n] for row, n in enumerate(lengths)])
 
 
+def agreement(reference, got, stream):
+    """Argmax agreement of two `(frames, classes)` outputs on `stream`'s informative frames."""
+    informative = np.asarray(stream.labels) != stream.noise_label
+    return float(
+        np.mean(
+            np.asarray(got).argmax(-1)[informative]
+            == np.asarray(reference).argmax(-1)[informative]
+        )
+    )
+
+
 def probabilities(logits):
     """Softmax of `(frames, classes)` logits, as float64 numpy."""
     logits = np.asarray(logits, np.float64)
