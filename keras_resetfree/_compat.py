@@ -52,3 +52,8 @@ def enable_variable_quantization(converter):
     """Quantizes resource variables (the recurrent state) with the rest of an int8 model;
     without it the state stays float32 with QUANTIZE / DEQUANTIZE around it."""
     converter._experimental_variable_quantization = True
+
+
+def disable_per_channel(converter):
+    """One scale per weight tensor instead of one per output channel."""
+    converter._experimental_disable_per_channel = True

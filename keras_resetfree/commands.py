@@ -165,7 +165,7 @@ def demo(args):
     return 0
 
 
-def _write_sketch(spotter, task, folder, quantize, test=None):
+def _write_sketch(spotter, task, folder, quantize, test=None, per_channel=True):
     from keras_resetfree import export, features
     from keras_resetfree.recipes import deploy
 
@@ -176,7 +176,9 @@ def _write_sketch(spotter, task, folder, quantize, test=None):
         f"stream), then checking it in TFLite Micro on {len(test):,} test frames ...",
         flush=True,
     )
-    conversion = deploy.convert_spotter(spotter, calibration, quantize, check=test)
+    conversion = deploy.convert_spotter(
+        spotter, calibration, quantize, check=test, per_channel=per_channel
+    )
     print("measuring the tensor arena ...", flush=True)
     report = export.inspect(conversion.data)
     mfcc = task.features or features.MFCC(task.sample_rate)
@@ -186,7 +188,8 @@ def _write_sketch(spotter, task, folder, quantize, test=None):
         f"float {100 * conversion.agreement:.1f} % of informative frames, segment accuracy "
         f"{100 * conversion.scores['segment_accuracy']:.1f} % (float "
         f"{100 * spotter.scores['test_segment_accuracy']:.1f} %); flash {report.flash_bytes:,} B, "
-        f"arena {report.arena_bytes:,} B, state {report.state_bytes} B"
+        f"arena {report.arena_bytes:,} B, state {report.state_bytes} B, "
+        f"{report.weight_scales} weights"
     )
     print(
         f"sketch written to {folder}: {len(written)} model files and the sketch sources; detector "
@@ -373,7 +376,11 @@ def convert(args):
             _print_scores(spotter.scores, "test_")
         print(f"converting to {args.quantize} ...", flush=True)
         conversion = deploy.convert_spotter(
-            spotter, calibration, args.quantize, state=args.state
+            spotter,
+            calibration,
+            args.quantize,
+            state=args.state,
+            per_channel=args.weight_scales == "per-channel",
         )
         data, normalization = conversion.data, conversion.normalization
     else:
@@ -396,6 +403,7 @@ def convert(args):
             data = export.to_tflite(
                 model, stream, quantize=args.quantize,
                 frames_per_step=args.frames_per_step, state=args.state,
+                per_channel=args.weight_scales == "per-channel",
             )  # fmt: skip
         except ValueError as error:
             _fail(str(error))
@@ -425,7 +433,13 @@ def sketch(args):
     spotter = _load_spotter(args.model)
     _check_writable(Path(args.out) / "x", "--out")
     task = spotter.config.keyword_task()
-    _write_sketch(spotter, task, args.out, args.quantize)
+    _write_sketch(
+        spotter,
+        task,
+        args.out,
+        args.quantize,
+        per_channel=args.weight_scales == "per-channel",
+    )
     return 0
 
 

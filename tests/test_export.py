@@ -326,6 +326,15 @@ def test_cli_convert(tmp_path, capsys):
         cli.main(["convert", str(path), "--out", str(out), "--qat", "2"])
     with pytest.raises(SystemExit, match="--qat takes a number of epochs >= 0"):
         cli.main(["convert", str(path), "--out", str(out), "--qat", "-1"])
+    np.save(tmp_path / "calibration.npy", frames)
+    arguments = ["convert", str(path), "--out", str(out), "--calibration",
+                 str(tmp_path / "calibration.npy")]  # fmt: skip
+    assert cli.main([*arguments, "--weight-scales", "per-tensor"]) == 0
+    assert "per-tensor weights" in capsys.readouterr().out
+    assert export.inspect(out.read_bytes()).weight_scales == "per-tensor"
+    with pytest.raises(SystemExit):
+        cli.main([*arguments, "--weight-scales", "per-row"])
+    assert "invalid choice: 'per-row'" in capsys.readouterr().err
     np.save(tmp_path / "bad.npy", np.zeros((100, 7), "float32"))
     with pytest.raises(SystemExit, match=r"shape \(100, 7\)"):
         cli.main(
@@ -355,3 +364,31 @@ def test_c_array_and_stepper_refuse_what_is_not_a_model(tmp_path):
         export.write_c_array("model.tflite", tmp_path / "m.cc")
     with pytest.raises(ValueError, match="bytes of a .tflite model"):
         export.MicroStepper(b"definitely not a flatbuffer")
+
+
+@pytest.mark.parametrize("quantize", ["int8", "int16x8"] if ON_TF else ["int8"])
+def test_per_tensor_weights_save_flash_and_agree(quantize, standardized):
+    stream, apply, test = standardized
+    model, features, reference = _train_classifier("gru", standardized)
+    calibration = apply(stream.features)
+    channel = export.to_tflite(model, calibration, quantize=quantize)
+    tensor = export.to_tflite(model, calibration, quantize=quantize, per_channel=False)
+    channel_report, tensor_report = export.inspect(channel), export.inspect(tensor)
+    assert channel_report.weight_scales == "per-channel"
+    assert tensor_report.weight_scales == "per-tensor"
+    assert "per-tensor weights" in tensor_report.summary()
+    # A float scale and an int64 zero point per output channel, kept in flash
+    # and copied into the arena: GRU(16) has 48 channels in each kernel.
+    assert tensor_report.flash_bytes < channel_report.flash_bytes - 500
+    assert tensor_report.arena_bytes < channel_report.arena_bytes
+    got = export.MicroStepper(tensor).run(features)
+    agreement, float_acc, got_acc = _agreement(reference, got, test)
+    print(
+        f"{quantize} per-tensor: {tensor_report.flash_bytes} B against "
+        f"{channel_report.flash_bytes} B per-channel; agreement {agreement:.4f}"
+    )
+    assert float_acc > 0.8
+    assert agreement >= 0.98
+    assert abs(float_acc - got_acc) <= 0.02 + 1e-9
+    float_model = export.inspect(export.to_tflite(model, quantize="float"))
+    assert float_model.weight_scales == "float"

@@ -123,3 +123,17 @@ def test_demo_runs_small(capsys, tmp_path, monkeypatch):
     difference = float(out.split("max |difference|")[1].split()[0])
     assert difference < 1e-4
     assert (tmp_path / "stream.png").is_file()
+
+
+def test_cli_defaults_agree_with_the_library():
+    # The parser keeps its own copies so that --help loads no Keras.
+    import inspect
+
+    import resetfree_cli
+    from keras_resetfree import recipes
+    from keras_resetfree.recipes import deploy
+
+    assert resetfree_cli.FAMILIES == recipes.FAMILIES
+    assert resetfree_cli.SIZE_NAMES == tuple(recipes.families.SIZES)
+    per_channel = inspect.signature(deploy.convert_spotter).parameters["per_channel"]
+    assert (resetfree_cli.WEIGHT_SCALES == "per-channel") == per_channel.default

@@ -24,6 +24,7 @@ def to_tflite(
     state="internal",
     calibration_frames=2000,
     per_frame=(),
+    per_channel=True,
 ):
     """Converts a trained model into a stateful TFLite (Micro) step model.
 
@@ -66,6 +67,13 @@ def to_tflite(
         calibration_frames: frames of the stream used for calibration.
         per_frame: names of layers you vouch act on each frame alone (see
             `Streamer`); any other layer not known to be per-frame is refused.
+        per_channel: one weight scale per output channel (True, TFLite's
+            default) or one per weight tensor (False). Per-channel scales
+            are stored in the flatbuffer (a float scale and an int64 zero
+            point per channel) and copied into the arena: for a GRU(64)
+            per-tensor weights save about 9 KB of flash and 3 KB of arena.
+            Measure what they cost in agreement (`benchmarks/int8_families.py`).
+            Ignored for `quantize="float"`.
 
     Returns:
         The `.tflite` flatbuffer as bytes.
@@ -121,6 +129,7 @@ def to_tflite(
             state,
             calibration_frames,
             tuple(per_frame),
+            bool(per_channel),
         )
     else:
         data = _convert_in_subprocess(
@@ -131,6 +140,7 @@ def to_tflite(
             state,
             calibration_frames,
             per_frame,
+            bool(per_channel),
         )
     check_ops(data, [layer.name for layer in flat_layers(model)])
     return data
@@ -192,13 +202,21 @@ def _checked_stream(representative_stream, model):
 
 
 def _convert_in_subprocess(
-    model, stream, quantize, frames_per_step, state, calibration_frames, per_frame=()
+    model,
+    stream,
+    quantize,
+    frames_per_step,
+    state,
+    calibration_frames,
+    per_frame=(),
+    per_channel=True,
 ):
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         model.save(folder / "model.keras")
         arguments = [str(folder / "model.keras"), str(folder / "out.tflite"), quantize,
-                     str(frames_per_step), state, str(calibration_frames)]  # fmt: skip
+                     str(frames_per_step), state, str(calibration_frames),
+                     "per_channel" if per_channel else "per_tensor"]  # fmt: skip
         if stream is not None:
             np.save(folder / "stream.npy", stream)
             arguments.append(str(folder / "stream.npy"))

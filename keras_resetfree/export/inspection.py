@@ -35,6 +35,9 @@ class ModelReport:
         external_state: the same for each state input of a model converted
             with `state="external"` (fed back from the matching output every
             Invoke); empty for internal state.
+        weight_scales: `"per-channel"` or `"per-tensor"` for quantized
+            weights (see `to_tflite(per_channel=...)`), `"float"` for float
+            weights, None for a model without FULLY_CONNECTED or convolutions.
     """
 
     flash_bytes: int
@@ -47,6 +50,7 @@ class ModelReport:
     input: dict
     output: dict
     external_state: list = dataclasses.field(default_factory=list)
+    weight_scales: str = None
 
     def summary(self):
         arena = (
@@ -62,7 +66,8 @@ class ModelReport:
         lines = [
             f"flash {self.flash_bytes:,} B, arena {arena}, {state} "
             f"({self.state_bytes:,} B), {self.macs_per_frame:,} MACs per frame, "
-            f"{self.frames_per_step} frame(s) per Invoke",
+            f"{self.frames_per_step} frame(s) per Invoke"
+            + (f", {self.weight_scales} weights" if self.weight_scales else ""),
             f"input {self.input}",
             f"output {self.output}",
             *(f"state in/out {tensor}" for tensor in self.external_state),
@@ -177,7 +182,10 @@ def inspect(data):
     raw = tflite_ops(interpreter)
     state_bytes = 0
     macs = 0
+    scales = set()
     for op in raw:
+        if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
+            scales.add(_weight_scales(tensors[op["inputs"][1]]))
         if op["op_name"] == "READ_VARIABLE":
             out = tensors[op["outputs"][0]]
             state_bytes += int(np.prod(out["shape"])) * np.dtype(out["dtype"]).itemsize
@@ -218,4 +226,18 @@ def inspect(data):
         input=_io(x),
         output=_io(outputs[0]),
         external_state=external,
+        # A model mixing both (none of ours) reads as per-channel.
+        weight_scales=max(scales, key=_SCALES_ORDER.index) if scales else None,
     )
+
+
+_SCALES_ORDER = ["float", "per-tensor", "per-channel"]
+
+
+def _weight_scales(weights):
+    if np.dtype(weights["dtype"]).kind == "f":
+        return "float"
+    # Once allocated, the interpreter lists a per-tensor scale once per channel.
+    if len(np.unique(weights["quantization_parameters"]["scales"])) > 1:
+        return "per-channel"
+    return "per-tensor"

@@ -14,7 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resetfree._compat import enable_variable_quantization, flat_layers
+from keras_resetfree._compat import (
+    disable_per_channel,
+    enable_variable_quantization,
+    flat_layers,
+)
 from keras_resetfree._output import captured_output
 from keras_resetfree.export.ops import converter_error
 from keras_resetfree.layers import SpikingRNN
@@ -98,7 +102,16 @@ class _StepModule(tf.Module):
         return (outputs, *new)
 
 
-def convert(model, stream, quantize, frames, state, calibration_frames, per_frame=()):
+def convert(
+    model,
+    stream,
+    quantize,
+    frames,
+    state,
+    calibration_frames,
+    per_frame=(),
+    per_channel=True,
+):
     module = _StepModule(model, frames, state, per_frame)
     function = module.step.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
@@ -144,6 +157,8 @@ def convert(model, stream, quantize, frames, state, calibration_frames, per_fram
             converter.inference_input_type = converter.inference_output_type = tf.int16
         # Otherwise the state stays float32 with QUANTIZE/DEQUANTIZE around it.
         enable_variable_quantization(converter)
+        if not per_channel:
+            disable_per_channel(converter)
     # The state variables still hold the initial state (calibration runs in
     # the converter's interpreter), which becomes the init subgraph's value.
     captured = None
@@ -177,12 +192,19 @@ def convert(model, stream, quantize, frames, state, calibration_frames, per_fram
 
 
 def main(argv):
-    model_path, out, quantize, frames, state, calibration = argv[:6]
-    stream = np.load(argv[6]) if len(argv) > 6 else None
+    model_path, out, quantize, frames, state, calibration, per_channel = argv[:7]
+    stream = np.load(argv[7]) if len(argv) > 7 else None
     model = keras.saving.load_model(model_path)
     per_frame = [n for n in os.environ.get(PER_FRAME_VARIABLE, "").split(",") if n]
     data = convert(
-        model, stream, quantize, int(frames), state, int(calibration), per_frame
+        model,
+        stream,
+        quantize,
+        int(frames),
+        state,
+        int(calibration),
+        per_frame,
+        per_channel == "per_channel",
     )
     with open(out, "wb") as f:
         f.write(data)

@@ -58,7 +58,12 @@ def standardize(normalization, features):
 
 
 def convert_spotter(
-    spotter, calibration, quantize="int8", check=None, state="internal"
+    spotter,
+    calibration,
+    quantize="int8",
+    check=None,
+    state="internal",
+    per_channel=True,
 ):
     """Converts a spotter's model to a stateful TFLite (Micro) step model.
 
@@ -68,6 +73,7 @@ def convert_spotter(
     on raw MFCC ranges. `calibration` is a never-reset training `Stream` (its
     features are the representative data). With a `check` stream, the
     TFLite Micro outputs are compared with the float model's on it.
+    `per_channel` is `export.to_tflite`'s.
     """
     from keras_resetfree import export
 
@@ -79,6 +85,7 @@ def convert_spotter(
         else None,
         quantize=quantize,
         state=state,
+        per_channel=per_channel,
     )
     result = Conversion(data, normalization, quantize)
     if check is not None and state == "internal":
