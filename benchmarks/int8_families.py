@@ -20,7 +20,10 @@ Prints, per variant: argmax agreement on informative frames with the float
 model before any fine-tuning and with the variant's own float model (for QAT
 the fine-tuned one: do training and converter agree?), segment accuracy, and
 the false-reject rate and false alarms per hour of the calibrated detector,
-beside the float model's. Writes benchmarks/results/int8_families.json.
+beside the float model's, and each converted model's flash and arena. Each
+int8 and int16x8 variant is converted twice: with TFLite's per-channel weight
+scales and with one scale per weight tensor (`to_tflite(per_channel=False)`).
+Writes benchmarks/results/int8_families.json (`--results`).
 """
 
 import argparse
@@ -36,6 +39,7 @@ QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm")
 
 
 def measure(spotter, conversion, reference, test):
+    report = export.inspect(conversion.data)
     micro = export.MicroStepper(conversion.data).run(
         deploy.standardize(conversion.normalization, test.features)
     )
@@ -49,11 +53,15 @@ def measure(spotter, conversion, reference, test):
         "segment_accuracy": scores["segment_accuracy"],
         "false_reject_rate": scores["false_reject_rate"],
         "false_alarms_per_hour": scores["false_alarms_per_hour"],
-        "flash_bytes": export.inspect(conversion.data).flash_bytes,
+        "flash_bytes": report.flash_bytes,
+        "arena_bytes": report.arena_bytes,
     }
 
 
 def row(family, variant, r):
+    def size(key):
+        return "-" if r.get(key) is None else f"{r[key]:,} B"
+
     def percent(key):
         return "-" if r.get(key) is None else f"{100 * r[key]:.2f} %"
 
@@ -61,13 +69,14 @@ def row(family, variant, r):
         f"| {family} | {variant} | {percent('agreement_with_float')} | "
         f"{percent('agreement_with_own_float')} | {100 * r['segment_accuracy']:.1f} % | "
         f"{100 * r['false_reject_rate']:.1f} % at {r['false_alarms_per_hour']:.1f} FA/h | "
-        f"{'-' if r.get('flash_bytes') is None else format(r['flash_bytes'], ',') + ' B'} |"
+        f"{size('flash_bytes')} | {size('arena_bytes')} |"
     )
 
 
 HEADER = (
     "| family | variant | argmax agreement with the float model | with its own float model "
-    "| segment accuracy | FRR at the calibrated rate | flash |\n|---|---|---|---|---|---|---|"
+    "| segment accuracy | FRR at the calibrated rate | flash | arena |\n"
+    "|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -90,7 +99,14 @@ def main():
     parser.add_argument(
         "--max-epochs", type=int, default=None, help="default: the recipe's"
     )
-    parser.add_argument("--qat-epochs", type=int, default=3)
+    parser.add_argument(
+        "--qat-epochs", type=int, default=3, help="0: no quantization-aware variant"
+    )
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS / "int8_families.json"),
+        help="where to write the results JSON",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--report", default=None, help="only print the table of this results JSON"
@@ -123,14 +139,20 @@ def main():
             }
         }
         print(row(family, f"float ({s['epochs']} epochs)", rows["float"]), flush=True)
-        variants = [("PTQ int8", spotter, "int8")]
+        variants = [
+            ("PTQ int8", spotter, "int8", True),
+            ("PTQ int8, per-tensor weights", spotter, "int8", False),
+        ]
         if family != "spiking":
-            variants.append(("int16x8", spotter, "int16x8"))
-        if family in QAT_FAMILIES:
+            variants.append(("int16x8", spotter, "int16x8", True))
+            variants.append(("int16x8, per-tensor weights", spotter, "int16x8", False))
+        if family in QAT_FAMILIES and args.qat_epochs > 0:
             tuned = deploy.quantization_aware_spotter(
                 spotter, task, args.qat_epochs, first_stream=first
             )
-            variants.append((f"QAT int8 ({args.qat_epochs} epochs)", tuned, "int8"))
+            variants.append(
+                (f"QAT int8 ({args.qat_epochs} epochs)", tuned, "int8", True)
+            )
             qat_float = recipes.score(
                 recipes.probabilities(recipes.stream_logits(tuned.model, test.features)),
                 test, tuned.detector, curve=False,
@@ -144,16 +166,16 @@ def main():
                 "false_alarms_per_hour": qat_float["false_alarms_per_hour"],
             }
             print(row(family, "QAT model in float", rows["QAT float"]), flush=True)
-        for name, model_spotter, quantize in variants:
-            conversion = deploy.convert_spotter(model_spotter, first, quantize)
+        for name, model_spotter, quantize, per_channel in variants:
+            conversion = deploy.convert_spotter(
+                model_spotter, first, quantize, per_channel=per_channel
+            )
             rows[name] = measure(model_spotter, conversion, reference, test)
             print(row(family, name, rows[name]), flush=True)
         rows["seconds"] = time.perf_counter() - start
         results[family] = rows
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "int8_families.json").write_text(
-            json.dumps(results, indent=1, default=float)
-        )
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(results, indent=1, default=float))
     print(
         f"(test stream: {len(test.segments)} utterances of held-out speakers, never reset)"
     )
