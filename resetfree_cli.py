@@ -199,7 +199,12 @@ def main(argv=None):
     )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", required=True, help="the spotter folder to write")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="one line per epoch, not a live progress bar (the default when the output "
+        "is not a terminal)",
+    )
     p.set_defaults(run=_command("train"))
 
     p = commands.add_parser(

@@ -221,7 +221,7 @@ def train(args):
     except (ValueError, FileNotFoundError) as error:
         _fail(f"{'--config ' + args.config + ': ' if args.config else ''}{error}")
     _check_writable(args.out, "--out")
-    spotter = recipes.train_spotter(config, verbose=2 if args.verbose else 1)
+    spotter = recipes.train_spotter(config, verbose=2 if args.verbose else _progress())
     spotter.save(args.out)
     _print_scores(spotter.scores, "test_")
     print(f"saved {args.out} (model.keras, spotter.json)")

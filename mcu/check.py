@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -183,18 +184,40 @@ def run(elf, mode, payload, count, timeout):
         (folder / "mcu_input.bin").write_bytes(
             np.array([mode, count], "<i4").tobytes() + payload
         )
-        try:
-            result = subprocess.run(
-                [*QEMU, "-kernel", str(elf)], cwd=folder, capture_output=True, text=True,
-                timeout=timeout,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            sys.exit(f"{elf} did not finish within {timeout} s under QEMU.")
-        if "done" not in result.stdout:
-            sys.exit(
-                f"{elf} failed under QEMU:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-            )
-        return result.stdout, (folder / "mcu_output.bin").read_bytes()
+        stdout = _emulate(elf, folder, timeout)
+        return stdout, (folder / "mcu_output.bin").read_bytes()
+
+
+def _emulate(elf, folder, timeout):
+    """QEMU's output of the image, or an exit naming why it failed. TFLite Micro's
+    abort prints HALTED and then spins for ever: stop at that line, not at the timeout."""
+    process = subprocess.Popen(
+        [*QEMU, "-kernel", str(elf)], cwd=folder, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() == "HALTED":
+                process.kill()
+                break
+    finally:
+        timer.cancel()
+        process.wait()
+    stdout = "".join(lines)
+    tail = "".join(lines[-20:])
+    if lines and lines[-1].strip() == "HALTED":
+        sys.exit(
+            f"{elf}: TFLite Micro aborted (HALTED: a kernel's check failed) under QEMU:\n{tail}"
+        )
+    if "done" not in stdout:
+        if process.returncode == -9:
+            sys.exit(f"{elf} did not finish within {timeout} s under QEMU:\n{tail}")
+        sys.exit(f"{elf} failed under QEMU:\n{tail}")
+    return stdout
 
 
 def main(argv=None):

@@ -392,3 +392,26 @@ def test_per_tensor_weights_save_flash_and_agree(quantize, standardized):
     assert abs(float_acc - got_acc) <= 0.02 + 1e-9
     float_model = export.inspect(export.to_tflite(model, quantize="float"))
     assert float_model.weight_scales == "float"
+
+
+@pytest.mark.skipif(not ON_TF, reason="edits the flatbuffer with TensorFlow's schema")
+def test_two_dimensional_fully_connected_keeps_the_outputs(standardized):
+    from keras_resetfree.export.flatbuffer import two_dimensional_fully_connected
+
+    stream, apply, test = standardized
+    model, features, _ = _train_classifier("gru", standardized)
+    data = export.to_tflite(model, apply(stream.features), quantize="int8")
+    before = export.inspect(data)
+    edited = two_dimensional_fully_connected(data)
+    report = export.inspect(edited)
+    # The logits' FULLY_CONNECTED keeps (1, 1, units): now 2-D, then reshaped.
+    assert report.ops["RESHAPE"] == before.ops.get("RESHAPE", 0) + 1
+    assert report.ops["FULLY_CONNECTED"] == before.ops["FULLY_CONNECTED"]
+    assert report.output["shape"] == before.output["shape"]
+    frames = features[:300]
+    np.testing.assert_array_equal(
+        export.MicroStepper(edited).run(frames), export.MicroStepper(data).run(frames)
+    )
+    assert two_dimensional_fully_connected(edited) == edited  # nothing left to edit
+    per_tensor = export.to_tflite(model, apply(stream.features), per_channel=False)
+    assert export.inspect(per_tensor).ops["RESHAPE"] == report.ops["RESHAPE"]

@@ -20,6 +20,7 @@ from keras_resetfree._compat import (
     flat_layers,
 )
 from keras_resetfree._output import captured_output
+from keras_resetfree.export.flatbuffer import two_dimensional_fully_connected
 from keras_resetfree.export.ops import converter_error
 from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
@@ -170,7 +171,7 @@ def convert(
             warnings.filterwarnings(
                 "ignore", message=r".*tf\.lite\.Interpreter is deprecated"
             )
-            return converter.convert()
+            data = converter.convert()
     except Exception as error:
         if captured is not None and captured.text.strip():
             print(captured.text[-4000:], file=sys.stderr)
@@ -189,6 +190,10 @@ def convert(
                 )
             raise unsupported from error
         raise
+    if quantize == "int8" and not per_channel:
+        # CMSIS-NN aborts on a per-tensor int8 FULLY_CONNECTED that keeps 3 dims.
+        data = two_dimensional_fully_connected(data)
+    return data
 
 
 def main(argv):
