@@ -120,28 +120,18 @@ def to_tflite(
         _warn_if_normalization_first(model)
     if keras.backend.backend() == "tensorflow":
         from keras_resetfree.export.tf_step import convert
-
-        data = convert(
-            model,
-            stream,
-            quantize,
-            int(frames_per_step),
-            state,
-            calibration_frames,
-            tuple(per_frame),
-            bool(per_channel),
-        )
     else:
-        data = _convert_in_subprocess(
-            model,
-            stream,
-            quantize,
-            frames_per_step,
-            state,
-            calibration_frames,
-            per_frame,
-            bool(per_channel),
-        )
+        convert = _convert_in_subprocess
+    data = convert(
+        model,
+        stream,
+        quantize,
+        int(frames_per_step),
+        state,
+        int(calibration_frames),
+        tuple(per_frame),
+        bool(per_channel),
+    )
     check_ops(data, [layer.name for layer in flat_layers(model)])
     return data
 
