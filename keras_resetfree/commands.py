@@ -15,6 +15,11 @@ def _progress():
     return 1 if sys.stdout.isatty() else 2
 
 
+def _per_channel(args):
+    """`--weight-scales` as `to_tflite`'s `per_channel`."""
+    return args.weight_scales == "per-channel"
+
+
 def _fail(message):
     raise SystemExit(f"error: {message}")
 
@@ -380,7 +385,7 @@ def convert(args):
             calibration,
             args.quantize,
             state=args.state,
-            per_channel=args.weight_scales == "per-channel",
+            per_channel=_per_channel(args),
         )
         data, normalization = conversion.data, conversion.normalization
     else:
@@ -403,7 +408,7 @@ def convert(args):
             data = export.to_tflite(
                 model, stream, quantize=args.quantize,
                 frames_per_step=args.frames_per_step, state=args.state,
-                per_channel=args.weight_scales == "per-channel",
+                per_channel=_per_channel(args),
             )  # fmt: skip
         except ValueError as error:
             _fail(str(error))
@@ -438,7 +443,7 @@ def sketch(args):
         task,
         args.out,
         args.quantize,
-        per_channel=args.weight_scales == "per-channel",
+        per_channel=_per_channel(args),
     )
     return 0
 

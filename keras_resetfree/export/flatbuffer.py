@@ -34,7 +34,8 @@ def two_dimensional_fully_connected(data):
                 or len(graph.tensors[op.outputs[0]].shape) <= 2
             ):
                 continue
-            output = graph.tensors[op.outputs[0]]
+            index = op.outputs[0]
+            output = graph.tensors[index]
             shape = [int(d) for d in output.shape]
             flat = schema.TensorT()
             flat.name = output.name + b"/2d"
@@ -53,7 +54,7 @@ def two_dimensional_fully_connected(data):
             step = schema.OperatorT()
             step.opcodeIndex = reshape
             step.inputs = [len(graph.tensors) - 2, len(graph.tensors) - 1]
-            step.outputs = [_index(graph, output)]
+            step.outputs = [index]
             step.builtinOptionsType = schema.BuiltinOptions.ReshapeOptions
             step.builtinOptions = schema.ReshapeOptionsT()
             step.builtinOptions.newShape = shape
@@ -85,7 +86,3 @@ def _buffer(model, content):
         buffer.data = np.frombuffer(content, np.uint8)
     model.buffers.append(buffer)
     return len(model.buffers) - 1
-
-
-def _index(graph, tensor):
-    return next(i for i, t in enumerate(graph.tensors) if t is tensor)
