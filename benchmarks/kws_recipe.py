@@ -362,7 +362,7 @@ def data(args):
     print(HEADER)
     results = {}
     for fraction in args.fractions:
-        config = config_from(args)
+        config = config_from(args, evaluation_segments=args.test_segments)
         task = config.keyword_task()
         train = task.splits["train"]
         speakers = sorted(set(train.speakers))
@@ -381,7 +381,8 @@ def data(args):
         results[name] = spotter.scores
         print(row(name, spotter.scores), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kws_data.json").write_text(json.dumps(results, indent=1, default=float))
+    name = args.name or "kws_data"
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1, default=float))
 
 
 def main():
@@ -407,7 +408,10 @@ def main():
         help="per epoch; default: the recipe's or 2000",
     )
     parser.add_argument(
-        "--test-segments", type=int, default=2000, help="recipe mode: at least an hour"
+        "--test-segments",
+        type=int,
+        default=None,
+        help="utterances in the test stream; default 2000 (recipe: at least an hour), 1000 otherwise",
     )
     parser.add_argument("--false-alarm-hours", type=float, default=1.0)
     parser.add_argument(
@@ -423,7 +427,7 @@ def main():
     parser.add_argument(
         "--name",
         default=None,
-        help="recipe mode: results file name (default kws_recipe[_no_augment])",
+        help="recipe and data modes: results file name (default kws_recipe[_no_augment], kws_data)",
     )
     parser.add_argument(
         "--window", type=int, default=None, help="training window, frames"
@@ -434,6 +438,8 @@ def main():
     quick = args.mode != "recipe"
     if args.max_epochs is None:
         args.max_epochs = 20 if quick else default.max_epochs
+    if args.test_segments is None:
+        args.test_segments = 1000 if quick else 2000
     if args.segments is None:
         args.segments = 2000 if quick else default.segments_per_epoch
     args.size = int(args.size) if str(args.size).isdigit() else args.size
