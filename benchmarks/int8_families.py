@@ -107,6 +107,11 @@ def main():
         default=str(RESULTS / "int8_families.json"),
         help="where to write the results JSON",
     )
+    parser.add_argument(
+        "--size",
+        default="base",
+        help="a size name or width; base (64) for every family, as in docs/benchmarks.md",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--report", default=None, help="only print the table of this results JSON"
@@ -119,7 +124,8 @@ def main():
     results = {}
     for family in args.families:
         start = time.perf_counter()
-        changes = {"family": family, "seed": args.seed}
+        size = int(args.size) if str(args.size).isdigit() else args.size
+        changes = {"family": family, "size": size, "seed": args.seed}
         if args.max_epochs:
             changes["max_epochs"] = args.max_epochs
         config = recipes.RecipeConfig(**changes)

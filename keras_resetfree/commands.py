@@ -170,7 +170,7 @@ def demo(args):
     return 0
 
 
-def _write_sketch(spotter, task, folder, quantize, test=None, per_channel=True):
+def _write_sketch(spotter, task, folder, quantize, test=None, per_channel=False):
     from keras_resetfree import export, features
     from keras_resetfree.recipes import deploy
 

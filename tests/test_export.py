@@ -329,9 +329,12 @@ def test_cli_convert(tmp_path, capsys):
     np.save(tmp_path / "calibration.npy", frames)
     arguments = ["convert", str(path), "--out", str(out), "--calibration",
                  str(tmp_path / "calibration.npy")]  # fmt: skip
-    assert cli.main([*arguments, "--weight-scales", "per-tensor"]) == 0
+    assert cli.main(arguments) == 0  # per-tensor by default, as the recipe's sketches
     assert "per-tensor weights" in capsys.readouterr().out
     assert export.inspect(out.read_bytes()).weight_scales == "per-tensor"
+    assert cli.main([*arguments, "--weight-scales", "per-channel"]) == 0
+    assert "per-channel weights" in capsys.readouterr().out
+    assert export.inspect(out.read_bytes()).weight_scales == "per-channel"
     with pytest.raises(SystemExit):
         cli.main([*arguments, "--weight-scales", "per-row"])
     assert "invalid choice: 'per-row'" in capsys.readouterr().err

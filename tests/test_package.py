@@ -137,3 +137,4 @@ def test_cli_defaults_agree_with_the_library():
     assert resetfree_cli.SIZE_NAMES == tuple(recipes.families.SIZES)
     per_channel = inspect.signature(deploy.convert_spotter).parameters["per_channel"]
     assert (resetfree_cli.WEIGHT_SCALES == "per-channel") == per_channel.default
+    assert resetfree_cli.DEFAULT_SIZE == recipes.RecipeConfig().size

@@ -23,6 +23,7 @@ def test_build_model_every_family_size_depth_projection(family):
         assert tuple(model(x).shape) == (2, 7, 12)
     assert deep.count_params() > small.count_params() - 13 * 32 * 4
     assert recipes.units_for(family, "base") == (128 if family == "spiking" else 64)
+    assert recipes.units_for(family, "medium") == (160 if family == "spiking" else 80)
     normalized = recipes.build_model(
         family, 13, 3, size=8, normalization=x.reshape(-1, 13)
     )

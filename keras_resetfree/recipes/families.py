@@ -9,7 +9,7 @@ FAMILIES = ("vanilla_rnn", "gru", "lstm", "ssm", "spiking")
 # Width of each recurrent layer by size name. Spiking layers get twice the
 # neurons: a spiking neuron carries one bit per frame, and at twice the width
 # its weights still cost about what a GRU's do.
-SIZES = {"tiny": 32, "small": 48, "base": 64, "large": 96}
+SIZES = {"tiny": 32, "small": 48, "base": 64, "medium": 80, "large": 96}
 
 
 def units_for(family, size):

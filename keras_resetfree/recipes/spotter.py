@@ -54,7 +54,7 @@ class RecipeConfig:
     unknown: bool = True
     silence: bool = True
     family: str = "gru"
-    size: object = "base"
+    size: object = "medium"
     depth: int = 1
     projection: int = None
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
