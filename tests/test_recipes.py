@@ -1,6 +1,7 @@
 """The recipe: family registry, scoring rules, calibration, training callback, spotter folders, CLI."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -248,6 +249,16 @@ def test_config_file_and_spotter_folder_round_trip(tmp_path):
         recipes.Spotter.load(folder)
     with pytest.raises(FileNotFoundError, match="not a spotter folder"):
         recipes.Spotter.load(tmp_path)
+
+
+def test_the_documented_config_file_loads(tmp_path):
+    doc = Path(__file__).resolve().parents[1] / "docs" / "keyword_spotting.md"
+    block = doc.read_text().split("```toml\n")[1].split("```")[0]
+    (tmp_path / "my_words.toml").write_text(block)
+    config = recipes.load_config(tmp_path / "my_words.toml")
+    assert config.words == ["marvin", "sheila"]
+    assert config.size == "medium" and config.target_false_alarms_per_hour == 2.0
+    assert config.make_augmentation().speed == (0.95, 1.05)
 
 
 def test_keyword_stream_noise_classes_are_noise_frames_but_scored_segments():
