@@ -23,7 +23,8 @@ WEIGHT_SCALES = "per-tensor"
 METHODS = ("reset_free", "ce_only", "classic", "reset_free_energy")
 
 
-def _size(text):
+def parse_size(text):
+    """A `--size` value: a size name, or a width in units (also used by `benchmarks/`)."""
     if text in SIZE_NAMES:
         return text
     try:
@@ -110,7 +111,7 @@ def main(argv=None):
     p.add_argument("--family", choices=FAMILIES, default="gru")
     p.add_argument(
         "--units",
-        type=_size,
+        type=parse_size,
         default=DEFAULT_SIZE,
         help=f"a size name or the recurrent width (default {DEFAULT_SIZE}: 80 units, the "
         "recipe's)",
@@ -195,7 +196,7 @@ def main(argv=None):
     p.add_argument("--family", choices=FAMILIES, default=None)
     p.add_argument(
         "--size",
-        type=_size,
+        type=parse_size,
         default=None,
         help=f"a size name or the recurrent width (default {DEFAULT_SIZE}: 80 units)",
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from keras_resetfree import export, recipes
 from keras_resetfree.recipes import deploy
+from resetfree_cli import parse_size
 
 RESULTS = Path(__file__).parent / "results"
 QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm")
@@ -109,6 +110,7 @@ def main():
     )
     parser.add_argument(
         "--size",
+        type=parse_size,
         default="base",
         help="a size name or width; base (64) for every family, as in docs/benchmarks.md",
     )
@@ -124,8 +126,7 @@ def main():
     results = {}
     for family in args.families:
         start = time.perf_counter()
-        size = int(args.size) if str(args.size).isdigit() else args.size
-        changes = {"family": family, "size": size, "seed": args.seed}
+        changes = {"family": family, "size": args.size, "seed": args.seed}
         if args.max_epochs:
             changes["max_epochs"] = args.max_epochs
         config = recipes.RecipeConfig(**changes)

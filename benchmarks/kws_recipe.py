@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_resetfree import losses, recipes
 from keras_resetfree.recipes.tasks import _clips
+from resetfree_cli import parse_size
 
 RESULTS = Path(__file__).parent / "results"
 CURVE_RATES = (1, 2, 5, 10, 20, 50, 100)
@@ -392,7 +393,7 @@ def main():
     )
     default = recipes.RecipeConfig()
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
-    parser.add_argument("--size", default=default.size)
+    parser.add_argument("--size", type=parse_size, default=default.size)
     parser.add_argument("--depth", type=int, default=default.depth)
     parser.add_argument(
         "--max-epochs",
@@ -417,7 +418,9 @@ def main():
     parser.add_argument(
         "--families", nargs="+", default=["gru"], choices=recipes.FAMILIES
     )
-    parser.add_argument("--sizes", nargs="+", default=["small", "base"])
+    parser.add_argument(
+        "--sizes", nargs="+", type=parse_size, default=["small", "base"]
+    )
     parser.add_argument("--depths", nargs="+", type=int, default=[1])
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0])
     parser.add_argument(
@@ -442,8 +445,6 @@ def main():
         args.test_segments = 1000 if quick else 2000
     if args.segments is None:
         args.segments = 2000 if quick else default.segments_per_epoch
-    args.size = int(args.size) if str(args.size).isdigit() else args.size
-    args.sizes = [int(s) if s.isdigit() else s for s in args.sizes]
     modes = {
         "recipe": recipe,
         "ablation": ablation,
