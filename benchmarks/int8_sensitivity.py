@@ -21,6 +21,18 @@ stream:
    frame, and an int8 state cannot follow a change smaller than half a step.
 3. The spiking model exported in float (`quantize="float"`), run in TFLite
    Micro over the whole test stream, against Keras.
+
+    KERAS_BACKEND=tensorflow python benchmarks/int8_sensitivity.py --spotter my_spotter
+
+With `--spotter` (a folder from `resetfree train` or `kws_recipe.py recipe
+--save`) it measures instead which kind of op costs a keyword spotter its
+int8 agreement: the spotter's int8 step model (per-tensor weights, as
+`resetfree convert` makes it, calibrated on the first training stream) is
+rebuilt with TFLite's selective quantization, once with each kind of op left
+in float (QUANTIZE / DEQUANTIZE around it) and once with only that kind
+quantized, and run in the TFLite Micro interpreter on the never-reset test
+stream of the spotter's task: argmax agreement with float on informative
+frames, and segment accuracy.
 """
 
 import argparse
@@ -161,6 +173,71 @@ def ssm_state_error(model, calibration, features, frames):
     return np.hypot(lam_re, lam_im), per_mode(error), per_mode(amplitude)
 
 
+# Ops that hold no arithmetic of their own: the state's variables, the init subgraph
+# and the quantizer's own conversions.
+NOT_ARITHMETIC = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE",
+                  "QUANTIZE", "DEQUANTIZE"}  # fmt: skip
+# Ops that move int8 values without rescaling them: kept in float with the
+# others in "only X int8" rows, so that the tensors they pass on stay float.
+# (With the state's variables quantized, the quantizer fails on a float RESHAPE.)
+NEUTRAL = {"SPLIT", "UNPACK"}
+
+
+def spotter_ops(folder, per_channel):
+    """Agreement of the spotter's int8 model with each kind of op left in float, or only it
+    quantized."""
+    from keras_resetfree import export, recipes
+    from keras_resetfree.export.tf_step import selective_int8
+    from keras_resetfree.recipes import deploy, scoring
+
+    spotter = recipes.Spotter.load(folder)
+    task = spotter.config.keyword_task()
+    calibration = task.train_stream(0)
+    test = task.evaluation_stream("test")
+    normalization, classifier = recipes.split_normalization(spotter.model)
+    calibration = deploy.standardize(normalization, calibration.features)
+    features = deploy.standardize(normalization, test.features)
+    reference = scoring.stream_logits(spotter.model, test.features)
+    accuracy = np.mean(
+        scoring.segment_predictions(
+            scoring.probabilities(reference), test, spotter.detector.silence_threshold
+        )
+        == test.segments[:, 2]
+    )
+    print(
+        f"spotter {folder}: {spotter.model.count_params():,} parameters; test stream of "
+        f"{len(test.segments)} utterances, {int((test.labels != test.noise_label).sum())} "
+        f"informative frames; float segment accuracy {100 * accuracy:.1f} %\n"
+        "| ops left in float | argmax agreement with float | segment accuracy |\n|---|---|---|"
+    )
+    # Every kind of op the int8 model holds. A tensor between two float ops
+    # stays float; one between an int8 op and a float op is still rounded to
+    # int8 (QUANTIZE / DEQUANTIZE): "all but X" rounds only X's outputs.
+    held = set(export.inspect(selective_int8(classifier, calibration, [])).ops)
+    kinds = sorted(held - NOT_ARITHMETIC - NEUTRAL - {"RESHAPE"})
+    neutral = sorted(held & NEUTRAL)
+    rows = {"none (all int8)": []} | {kind: [kind] for kind in kinds}
+    rows |= {f"all but {kind}": [k for k in kinds if k != kind] + neutral
+             for kind in kinds}  # fmt: skip
+    rows["all but RESHAPE"] = kinds + neutral
+    results = {}
+    for name, float_ops in rows.items():
+        data = selective_int8(
+            classifier, calibration, float_ops, per_channel=per_channel
+        )
+        micro = export.MicroStepper(data).run(features)
+        agreement = scoring.agreement(reference, micro, test)
+        predicted = scoring.segment_predictions(
+            scoring.probabilities(micro), test, spotter.detector.silence_threshold
+        )
+        results[name] = (agreement, float(np.mean(predicted == test.segments[:, 2])))
+        print(
+            f"| {name} | {100 * agreement:.2f} % | {100 * results[name][1]:.1f} % |",
+            flush=True,
+        )
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="quick", choices=["smoke", "quick", "full"])
@@ -170,7 +247,20 @@ def main():
         "--frames", type=int, default=6000, help="frames of the SSM state comparison"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--spotter",
+        default=None,
+        help="a spotter folder: which ops cost int8 agreement",
+    )
+    parser.add_argument(
+        "--per-channel",
+        action="store_true",
+        help="--spotter: per-channel weight scales",
+    )
     args = parser.parse_args()
+    if args.spotter is not None:
+        spotter_ops(args.spotter, args.per_channel)
+        return
 
     from keras_resetfree import Streamer, export
 

@@ -19,6 +19,7 @@ __all__ = [
     "call_has_training_arg",
     "enable_variable_quantization",
     "flat_layers",
+    "quantize_selectively",
     "run_through_graph",
     "tflite_ops",
 ]
@@ -57,3 +58,19 @@ def enable_variable_quantization(converter):
 def disable_per_channel(converter):
     """One scale per weight tensor instead of one per output channel."""
     converter._experimental_disable_per_channel = True
+
+
+def quantize_selectively(converter, float_ops):
+    """What `converter` (set up for int8) makes, with the ops of the types in `float_ops`
+    left in float: the calibration pass, then the quantizer's denylist (as TFLite's
+    QuantizationDebugger does). Float32 input and output."""
+    from tensorflow.lite.python import convert
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    return convert.mlir_quantize(
+        calibrated,
+        disable_per_channel=converter._experimental_disable_per_channel,
+        denylisted_ops=list(float_ops),
+        enable_variable_quantization=converter._experimental_variable_quantization,
+    )

@@ -418,3 +418,44 @@ def test_two_dimensional_fully_connected_keeps_the_outputs(standardized):
     assert two_dimensional_fully_connected(edited) == edited  # nothing left to edit
     per_tensor = export.to_tflite(model, apply(stream.features), per_channel=False)
     assert export.inspect(per_tensor).ops["RESHAPE"] == report.ops["RESHAPE"]
+
+
+@pytest.mark.skipif(not ON_TF, reason="builds the step graph with TensorFlow")
+def test_selective_int8_leaves_the_named_ops_in_float(standardized):
+    from keras_resetfree._compat import tflite_ops
+    from keras_resetfree.export.ops import _interpreter
+    from keras_resetfree.export.tf_step import selective_int8
+
+    stream, apply, test = standardized
+    model, features, reference = _train_classifier("gru", standardized)
+
+    def output_types(data, op):
+        interpreter = _interpreter(data)
+        tensors = interpreter.get_tensor_details()
+        return {
+            tensors[i]["dtype"].__name__
+            for detail in tflite_ops(interpreter)
+            if detail["op_name"] == op
+            for i in detail["outputs"]
+        }
+
+    calibration = apply(stream.features)
+    quantized = selective_int8(model, calibration, [], per_channel=False)
+    logistic_float = selective_int8(model, calibration, ["LOGISTIC"], per_channel=False)
+    assert output_types(quantized, "LOGISTIC") == {"int8"}
+    assert output_types(logistic_float, "LOGISTIC") == {"float32"}
+    assert output_types(logistic_float, "TANH") == {"int8"}
+    assert export.inspect(logistic_float).ops["DEQUANTIZE"] > export.inspect(
+        quantized
+    ).ops.get("DEQUANTIZE", 0)
+    # Nothing quantized but the state: close to float, and at least as close
+    # as the all-int8 model.
+    arithmetic = ["FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "ADD", "SUB"]
+    mostly_float = selective_int8(model, calibration, arithmetic + ["SPLIT"])
+    errors = [
+        np.abs(export.MicroStepper(data).run(features) - reference).mean()
+        for data in (quantized, mostly_float)
+    ]
+    assert errors[1] <= errors[0]
+    with pytest.raises(ValueError, match="the quantizer's own ops"):
+        selective_int8(model, calibration, ["QUANTIZE"])

@@ -18,6 +18,7 @@ from keras_resetfree._compat import (
     disable_per_channel,
     enable_variable_quantization,
     flat_layers,
+    quantize_selectively,
 )
 from keras_resetfree._output import captured_output
 from keras_resetfree.export.flatbuffer import two_dimensional_fully_connected
@@ -115,6 +116,82 @@ def convert(
 ):
     module = _StepModule(model, frames, state, per_frame)
     function = module.step.get_concrete_function()
+    converter = _converter(
+        module,
+        function,
+        stream,
+        quantize,
+        frames,
+        state,
+        calibration_frames,
+        per_channel,
+    )
+    # The state variables still hold the initial state (calibration runs in
+    # the converter's interpreter), which becomes the init subgraph's value.
+    captured = None
+    try:
+        # The converter's C++ progress lines and TensorFlow's deprecation of the
+        # interpreter it calibrates with are nothing a user can act on: kept
+        # out of the output, shown only when the conversion fails.
+        with _quiet() as captured:
+            data = converter.convert()
+    except Exception as error:
+        if captured is not None and captured.text.strip():
+            print(captured.text[-4000:], file=sys.stderr)
+        names = [layer.name for layer in flat_layers(model)]
+        unsupported = converter_error(error, function.graph, names)
+        if unsupported is not None:
+            spiking = [
+                layer.name
+                for layer in flat_layers(model)
+                if isinstance(layer, SpikingRNN)
+            ]
+            if quantize == "int16x8" and spiking:
+                unsupported = type(unsupported)(
+                    f"{unsupported} The spiking layers ({', '.join(spiking)}) compare the "
+                    "membrane with the threshold (GREATER) and cast spikes (CAST)."
+                )
+            raise unsupported from error
+        raise
+    if quantize == "int8" and not per_channel:
+        # CMSIS-NN aborts on a per-tensor int8 FULLY_CONNECTED that keeps 3 dims.
+        data = two_dimensional_fully_connected(data)
+    return data
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converter's output captured, and the interpreter's deprecation warning silenced."""
+    with warnings.catch_warnings(), captured_output() as captured:
+        warnings.filterwarnings(
+            "ignore", message=r".*tf\.lite\.Interpreter is deprecated"
+        )
+        yield captured
+
+
+def selective_int8(model, stream, float_ops, calibration_frames=2000, per_channel=True):
+    """The model's int8 step model (one frame per step, internal state) with every op of
+    the types in `float_ops` (e.g. `["LOGISTIC"]`) left in float, with QUANTIZE /
+    DEQUANTIZE around it: TFLite's selective quantization (its QuantizationDebugger),
+    to measure what quantizing each kind of op costs. Input and output are float32."""
+    if set(float_ops) & {"QUANTIZE", "DEQUANTIZE"}:
+        raise ValueError(
+            f"float_ops names op types to keep in float; got {list(float_ops)}, which "
+            "holds the quantizer's own ops."
+        )
+    module = _StepModule(model, 1, "internal")
+    function = module.step.get_concrete_function()
+    converter = _converter(
+        module, function, stream, "int8", 1, "internal", calibration_frames, per_channel
+    )
+    with _quiet():
+        return quantize_selectively(converter, float_ops)
+
+
+def _converter(
+    module, function, stream, quantize, frames, state, calibration_frames, per_channel
+):
+    """The TFLite converter of a `_StepModule`'s step, set up for `quantize`."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if state == "internal":
@@ -160,40 +237,7 @@ def convert(
         enable_variable_quantization(converter)
         if not per_channel:
             disable_per_channel(converter)
-    # The state variables still hold the initial state (calibration runs in
-    # the converter's interpreter), which becomes the init subgraph's value.
-    captured = None
-    try:
-        # The converter's C++ progress lines and TensorFlow's deprecation of the
-        # interpreter it calibrates with are nothing a user can act on: kept
-        # out of the output, shown only when the conversion fails.
-        with warnings.catch_warnings(), captured_output() as captured:
-            warnings.filterwarnings(
-                "ignore", message=r".*tf\.lite\.Interpreter is deprecated"
-            )
-            data = converter.convert()
-    except Exception as error:
-        if captured is not None and captured.text.strip():
-            print(captured.text[-4000:], file=sys.stderr)
-        names = [layer.name for layer in flat_layers(model)]
-        unsupported = converter_error(error, function.graph, names)
-        if unsupported is not None:
-            spiking = [
-                layer.name
-                for layer in flat_layers(model)
-                if isinstance(layer, SpikingRNN)
-            ]
-            if quantize == "int16x8" and spiking:
-                unsupported = type(unsupported)(
-                    f"{unsupported} The spiking layers ({', '.join(spiking)}) compare the "
-                    "membrane with the threshold (GREATER) and cast spikes (CAST)."
-                )
-            raise unsupported from error
-        raise
-    if quantize == "int8" and not per_channel:
-        # CMSIS-NN aborts on a per-tensor int8 FULLY_CONNECTED that keeps 3 dims.
-        data = two_dimensional_fully_connected(data)
-    return data
+    return converter
 
 
 def main(argv):
