@@ -147,7 +147,7 @@ def main(argv=None):
     )
     p.add_argument(
         "--mask",
-        choices=["temporal_intensity", "energy", "truth"],
+        choices=["temporal_intensity", "energy", "speech", "truth"],
         default="temporal_intensity",
     )
     p.add_argument("--chunk", type=int, default=50, help="frames per Streamer call")

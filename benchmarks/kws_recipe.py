@@ -6,6 +6,7 @@
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py data       # learning curve against data size
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py drift --families vanilla_rnn gru
                                      # never reset against a reset at every word, per family
+    python benchmarks/kws_recipe.py labels   # the training labels of each mask, per SNR band
 
 `recipe` trains the recipe's default (`keras_resetfree.recipes.RecipeConfig`)
 on the speaker split of ../shared/data/speech_commands (12 labels), then on
@@ -49,6 +50,7 @@ def config_from(args, **changes):
         patience=args.patience,
         segments_per_epoch=args.segments,
         seed=args.seed,
+        mask=args.mask,
     )
     if args.window:
         values["window"] = args.window
@@ -359,6 +361,47 @@ def drift(args):
     )
 
 
+def labels(args):
+    """How each mask labels the training utterances against the `"speech"` mask (speech in
+    the clean clip, and the 0.16 s after it), per SNR band: the share of an utterance's
+    frames it marks, the speech mask's frames it misses (trained towards uniform) and its
+    informative frames outside the speech mask (trained as the word)."""
+    print(
+        "| SNR | mask | utterance frames marked informative | speech-mask frames "
+        "missed | informative frames outside the speech mask |\n|---|---|---|---|---|"
+    )
+    results = {}
+    for low, high in ((0, 5), (5, 10), (10, 15), (15, 20)):
+        task = config_from(args, snr_db=[low, high]).keyword_task()
+        built = {}
+        for mask in ("speech", "temporal_intensity", "energy"):
+            task.mask = mask
+            built[mask] = task.train_stream(0, args.segments)
+        speech = built["speech"]
+        inside = np.zeros(len(speech), bool)
+        for start, end, label in speech.segments:
+            if label not in task.noise_classes:
+                inside[start:end] = True
+        clean = speech.mask[inside] == 1
+        for mask in ("temporal_intensity", "energy"):
+            marked = built[mask].mask[inside] == 1
+            row = {
+                "marked": float(marked.mean()),
+                "missed": float((clean & ~marked).sum() / clean.sum()),
+                "without_speech": float((marked & ~clean).sum() / max(marked.sum(), 1)),
+            }
+            results[f"{low}-{high} dB {mask}"] = row
+            print(
+                f"| {low}-{high} dB | {mask} | {100 * row['marked']:.1f} % | "
+                f"{100 * row['missed']:.1f} % | {100 * row['without_speech']:.1f} % |",
+                flush=True,
+            )
+        results[f"{low}-{high} dB speech"] = {"marked": float(clean.mean())}
+        print(f"| {low}-{high} dB | speech | {100 * clean.mean():.1f} % | - | - |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kws_labels.json").write_text(json.dumps(results, indent=1))
+
+
 def data(args):
     print(HEADER)
     results = {}
@@ -389,7 +432,7 @@ def data(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "mode", choices=["recipe", "ablation", "sizes", "data", "drift"]
+        "mode", choices=["recipe", "ablation", "sizes", "data", "drift", "labels"]
     )
     default = recipes.RecipeConfig()
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
@@ -436,6 +479,12 @@ def main():
         "--window", type=int, default=None, help="training window, frames"
     )
     parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument(
+        "--mask",
+        default=default.mask,
+        choices=recipes.MASKS,
+        help="what labels the training streams' informative frames",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     quick = args.mode != "recipe"
@@ -451,6 +500,7 @@ def main():
         "sizes": sizes,
         "data": data,
         "drift": drift,
+        "labels": labels,
     }
     modes[args.mode](args)
 

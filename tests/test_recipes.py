@@ -220,6 +220,8 @@ def test_config_file_and_spotter_folder_round_trip(tmp_path):
         recipes.RecipeConfig(augmentation={"pitch": 2})
     with pytest.raises(ValueError, match="max_epochs must be an integer >= 1"):
         recipes.RecipeConfig(max_epochs=0)
+    with pytest.raises(ValueError, match="mask must be one of .*'speech'"):
+        recipes.RecipeConfig(mask="clean")
 
     model = recipes.build_model("lstm", 13, 4, size=4, normalization=np.ones((10, 13)))
     spotter = recipes.Spotter(

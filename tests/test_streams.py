@@ -70,6 +70,68 @@ def test_keyword_stream_layout_and_labels():
     assert agreement > 0.85 and recall > 0.8
 
 
+def _padded_tone_words():
+    """Tones with 0.2 s of silence before and after, as a 1 s clip holds a word."""
+    words = _tone_words()
+    pad = np.zeros(int(0.2 * SR), "float32")
+    words.waveforms = [np.r_[pad, w, pad] for w in words.waveforms]
+    return words
+
+
+def test_speech_mask_marks_the_clean_clips_speech_whatever_the_snr():
+    built = {
+        (mask, snr): streams.KeywordStream(
+            _padded_tone_words(),
+            _noise(),
+            num_segments=12,
+            snr_db=snr,
+            seed=3,
+            mask=mask,
+        ).build()
+        for mask in ("speech", "truth")
+        for snr in (0.0, 20.0)
+    }
+    speech, truth = built["speech", 0.0], built["truth", 0.0]
+    # Computed on the clean clip: the same frames at 0 and 20 dB.
+    np.testing.assert_array_equal(speech.mask, built["speech", 20.0].mask)
+    np.testing.assert_array_equal(speech.segments, truth.segments)
+    # Within the clip, and leaving out its silent lead-in (0.2 s, 10 frames)
+    # that the truth mask counts as the word; its silent tail only after the
+    # hold (8 frames) that follows the tone.
+    assert np.all(speech.mask <= truth.mask)
+    for start, end, label in speech.segments:
+        assert not speech.mask[start : start + 8].any()
+        assert not speech.mask[end - 1]
+        assert speech.mask[start:end].sum() >= 0.5 * (end - start - 20)
+        inside = speech.labels[start:end]
+        np.testing.assert_array_equal(inside == label, speech.mask[start:end] == 1)
+
+
+def test_speech_frames_of_a_clip():
+    utterance = np.r_[np.zeros(3200), np.ones(3200), np.full(3200, 0.01)]
+    # Starting at stream sample 640: frames 0-11 of 30 ms every 20 ms.
+    first, end = streams.stream.frame_span(640, 640 + len(utterance), 480, 320)
+    speech = streams.keyword_stream.speech_frames(utterance, 640, first, end, 480, 320)
+    centres = np.arange(first, end) * 320 + 240 - 640
+    # Loud samples under the frame: speech; the silent start and the tail
+    # 40 dB down: not.
+    expected = (centres >= 3200 - 240) & (centres < 6400 + 240)
+    np.testing.assert_array_equal(speech, expected)
+    # Held for 2 frames after the last one.
+    held = streams.keyword_stream.speech_frames(
+        utterance, 640, first, end, 480, 320, hold=2
+    )
+    last = np.flatnonzero(expected)[-1]
+    np.testing.assert_array_equal(
+        np.flatnonzero(held & ~expected), [last + 1, last + 2]
+    )
+    assert not streams.keyword_stream.speech_frames(
+        np.zeros(1000), 0, 0, 3, 480, 320
+    ).any()
+    with pytest.raises(ValueError, match="mask must be .*'speech'"):
+        streams.KeywordStream(_tone_words(), mask="clean")
+
+
 def test_block_masks_match_the_whole_stream_mask():
     stream = streams.KeywordStream(
         _tone_words(), _noise(), num_segments=10, seed=4, keep_waveform=True

@@ -20,6 +20,7 @@ from keras_resetfree.recipes.scoring import (
     tradeoff,
 )
 from keras_resetfree.recipes.spotter import (
+    MASKS,
     RecipeConfig,
     Spotter,
     build_for_task,
@@ -39,6 +40,7 @@ from keras_resetfree.recipes.training import StreamValidation, fit
 
 __all__ = [
     "FAMILIES",
+    "MASKS",
     "REPORT_RATES",
     "SIZES",
     "Detector",

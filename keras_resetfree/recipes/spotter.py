@@ -26,6 +26,10 @@ from keras_resetfree.streams.augmentation import Augmentation
 MODEL_FILE, META_FILE = "model.keras", "spotter.json"
 
 
+#: The masks that can label a recipe's training streams (`RecipeConfig.mask`).
+MASKS = ("temporal_intensity", "energy", "speech", "truth")
+
+
 @dataclass
 class RecipeConfig:
     """Everything `train_spotter` needs; the keys of a `resetfree train` config file.
@@ -36,6 +40,13 @@ class RecipeConfig:
         unknown, silence: add the `_unknown_` and `_silence_` labels.
         family, size, depth, projection: the model (`recipes.build_model`).
         snr_db: `(min, max)` SNR of training and evaluation streams.
+        mask: what marks the informative frames of the training streams
+            (`streams.KeywordStream`): `"temporal_intensity"` (the paper's
+            mask, computed from the noisy input as a device computes it),
+            `"energy"`, `"speech"` (the frames that hold speech in the clean
+            clip, whatever the SNR) or `"truth"` (the whole clip).
+            Validation and test streams always use the temporal-intensity
+            mask of their input.
         augmentation: fields of `keras_resetfree.streams.Augmentation` to
             change, or `"none"` for no augmentation.
         segments_per_epoch: utterances in each epoch's fresh training stream.
@@ -58,6 +69,7 @@ class RecipeConfig:
     depth: int = 1
     projection: int = None
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
+    mask: str = "temporal_intensity"
     augmentation: object = field(default_factory=dict)
     segments_per_epoch: int = 4000
     evaluation_segments: int = 1000
@@ -108,6 +120,8 @@ class RecipeConfig:
             raise ValueError(
                 f"calibration_hours must be > 0, got {self.calibration_hours!r}."
             )
+        if self.mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}.")
         if len(self.snr_db) != 2 or not self.snr_db[0] <= self.snr_db[1]:
             raise ValueError(f"snr_db must be [min, max], got {self.snr_db!r}.")
         self.make_augmentation()
@@ -144,6 +158,7 @@ class RecipeConfig:
             evaluation_segments=self.evaluation_segments,
             seed=self.seed,
         )
+        task.mask = self.mask
         task.verbose = verbose
         return task
 

@@ -12,6 +12,40 @@ _DITHER_RMS = (
     1e-4  # "silence" gaps: -80 dBFS of white noise, so log-energies stay finite
 )
 
+#: The `"speech"` mask marks an utterance's frames whose energy, in the clean
+#: recording before any noise is added, lies within this many dB of its
+#: loudest frame ...
+SPEECH_RANGE_DB = 30.0
+#: ... and the frames up to this long after each of them (within the clip):
+#: a causal model knows the word best just after hearing it.
+SPEECH_HOLD_SECONDS = 0.16
+
+
+def speech_frames(utterance, start, first, end, frame_length, frame_step, hold=0):
+    """Which of the stream's frames `first .. end - 1` hold speech of `utterance`.
+
+    The utterance (clean, as recorded) starts at stream sample `start`; a
+    frame is speech when the utterance's energy over the frame's samples is
+    within `SPEECH_RANGE_DB` of its loudest frame's, or when one of the
+    `hold` frames before it is. Returns a bool array of `end - first` entries.
+    """
+    frames = np.arange(first, end)
+    if not len(frames):
+        return np.zeros(0, bool)
+    # The utterance's samples under each frame (zeros outside it).
+    offsets = frames[:, None] * frame_step - start + np.arange(frame_length)
+    inside = (offsets >= 0) & (offsets < len(utterance))
+    samples = np.where(inside, utterance[np.clip(offsets, 0, len(utterance) - 1)], 0.0)
+    energy = np.mean(np.square(samples, dtype="float64"), axis=1)
+    peak = energy.max()
+    if peak <= 0.0:
+        return np.zeros(len(frames), bool)
+    speech = energy >= peak * 10 ** (-SPEECH_RANGE_DB / 10)
+    held = speech.copy()
+    for lag in range(1, min(int(hold), len(speech) - 1) + 1):
+        held[lag:] |= speech[:-lag]
+    return held
+
 
 def _checked_noise(noise):
     """The background recordings as float32 mono arrays, or a ValueError naming the bad one."""
@@ -44,7 +78,9 @@ class KeywordStream:
     utterance drawn from `dataset`, mixed into the same continuous noise at
     an SNR drawn from `snr_db`. Audio is turned into frames by `features`
     (default MFCC) and `mask` (default `TemporalIntensityMask`, or
-    `"energy"`, or `"truth"`: the utterance's span) block by block, so the
+    `"energy"`, or `"truth"`: the utterance's span, or `"speech"`: the
+    utterance's frames that hold speech in the clean recording) block by
+    block, so the
     memory used is flat however long the stream; a block is computed with
     `context_seconds` of the audio before it, so causal masks see the same
     history they would see on the whole stream. Frame t is labelled with
@@ -62,8 +98,14 @@ class KeywordStream:
         gap_seconds: (min, max) length of the gaps.
         noise_rms: RMS level the noise is scaled to.
         features: a feature layer (`keras_resetfree.features.MFCC` by default).
-        mask: `"temporal_intensity"`, `"energy"`, `"truth"`, or a mask layer
-            framed like `features`.
+        mask: `"temporal_intensity"`, `"energy"`, `"truth"`, `"speech"`, or a
+            mask layer framed like `features`. `"truth"` marks every frame of
+            the utterance's clip, its silent lead-in and tail included;
+            `"speech"` only the frames within `SPEECH_RANGE_DB` of the clip's
+            loudest and the `SPEECH_HOLD_SECONDS` after them, measured on the
+            clean clip before the noise is mixed in, so that labels do not
+            depend on the SNR (for training streams: a device has no clean
+            recording).
         classes: restrict to these label indices (default all).
         noise_label: label of noise frames.
         noise_classes: classes whose utterances are mixed in like the others
@@ -124,7 +166,15 @@ class KeywordStream:
             mask = masks.TemporalIntensityMask(length, step)
         elif mask == "energy":
             mask = masks.EnergyMask(length, step)
-        elif mask != "truth" and (mask.frame_step, mask.frame_length) != (step, length):
+        elif isinstance(mask, str) and mask not in ("truth", "speech"):
+            raise ValueError(
+                "mask must be 'temporal_intensity', 'energy', 'truth', 'speech' or a "
+                f"mask layer; got {mask!r}."
+            )
+        elif not isinstance(mask, str) and (mask.frame_step, mask.frame_length) != (
+            step,
+            length,
+        ):
             raise ValueError(
                 "The mask layer must frame like the features (frame_length, frame_step)."
             )
@@ -204,10 +254,11 @@ class KeywordStream:
                     start + len(utterance),
                     int(self.dataset.labels[choice]),
                 ),
+                utterance,
             )
             position += len(gap) + len(utterance)
             count += 1
-        yield noise(int(self.gap_seconds[1] * self.sample_rate)), None
+        yield noise(int(self.gap_seconds[1] * self.sample_rate)), None, None
 
     def chunks(self):
         """Yields consecutive `Stream` pieces, one per segment (the first frames of
@@ -216,13 +267,24 @@ class KeywordStream:
         step, length = self.features.frame_step, self.features.frame_length
         tail, tail_start, next_frame = np.zeros(0, "float32"), 0, 0
         pending = []
-        for block, segment in self._blocks():
+        for block, segment, utterance in self._blocks():
             audio = np.concatenate([tail, block])
             end_sample = tail_start + len(audio)
             count = (end_sample - length) // step + 1 if end_sample >= length else 0
             if segment is not None:
                 first, end = frame_span(segment[0], segment[1], length, step)
-                pending.append((first, end, segment[2]))
+                speech = None
+                if self.mask == "speech":
+                    speech = speech_frames(
+                        utterance,
+                        segment[0],
+                        first,
+                        end,
+                        length,
+                        step,
+                        hold=round(SPEECH_HOLD_SECONDS * self.sample_rate / step),
+                    )
+                pending.append((first, end, segment[2], speech))
             if count <= next_frame:
                 tail = audio
                 continue
@@ -231,13 +293,16 @@ class KeywordStream:
             frames = np.arange(next_frame, count)
             inside = np.zeros(len(frames), bool)
             labels = np.full(len(frames), self.noise_label, "int32")
-            done = [s for s in pending if s[1] <= count]
-            for first, end, label in pending:
+            done = [s[:3] for s in pending if s[1] <= count]
+            spoken = np.zeros(len(frames), bool)
+            for first, end, label, speech in pending:
                 if label in self.noise_classes:
                     continue
                 hit = (frames >= first) & (frames < end)
                 inside |= hit
                 labels[hit] = label
+                if speech is not None:
+                    spoken[hit] = speech[frames[hit] - first]
             intensity = None
             if isinstance(self.mask, TemporalIntensityMask):
                 # Kept so that Stream.with_mask_threshold can relabel cheaply.
@@ -247,6 +312,8 @@ class KeywordStream:
                 mask = (intensity > 1.0 - self.mask.threshold).astype("float32")
             elif self.mask == "truth":
                 mask = inside.astype("float32")
+            elif self.mask == "speech":
+                mask = spoken.astype("float32")
             else:
                 mask = self.mask.compute_numpy(audio)[offset:].astype("float32")
             labels[mask == 0] = self.noise_label
