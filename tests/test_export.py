@@ -459,3 +459,5 @@ def test_selective_int8_leaves_the_named_ops_in_float(standardized):
     assert errors[1] <= errors[0]
     with pytest.raises(ValueError, match="the quantizer's own ops"):
         selective_int8(model, calibration, ["QUANTIZE"])
+    with pytest.raises(ValueError, match=r"\['LOGISTICS'\] are not TFLite Micro"):
+        selective_int8(model, calibration, ["LOGISTICS"])

@@ -22,7 +22,7 @@ from keras_resetfree._compat import (
 )
 from keras_resetfree._output import captured_output
 from keras_resetfree.export.flatbuffer import two_dimensional_fully_connected
-from keras_resetfree.export.ops import converter_error
+from keras_resetfree.export.ops import TFLM_BUILTINS, converter_error
 from keras_resetfree.layers import SpikingRNN
 from keras_resetfree.streaming import Streamer
 
@@ -178,6 +178,12 @@ def selective_int8(model, stream, float_ops, calibration_frames=2000, per_channe
         raise ValueError(
             f"float_ops names op types to keep in float; got {list(float_ops)}, which "
             "holds the quantizer's own ops."
+        )
+    unknown = sorted(set(float_ops) - TFLM_BUILTINS)
+    if unknown:
+        raise ValueError(
+            f"float_ops {unknown} are not TFLite Micro builtin op names (such as "
+            "'LOGISTIC' or 'FULLY_CONNECTED')."
         )
     module = _StepModule(model, 1, "internal")
     function = module.step.get_concrete_function()
