@@ -371,8 +371,9 @@ def labels(args):
         "missed | informative frames outside the speech mask |\n|---|---|---|---|---|"
     )
     results = {}
+    task = config_from(args).keyword_task()
     for low, high in ((0, 5), (5, 10), (10, 15), (15, 20)):
-        task = config_from(args, snr_db=[low, high]).keyword_task()
+        task.train_snr_db = (low, high)
         built = {}
         for mask in ("speech", "temporal_intensity", "energy"):
             task.mask = mask
