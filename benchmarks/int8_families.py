@@ -2,6 +2,7 @@
 state, and int16x8.
 
     KERAS_BACKEND=tensorflow python benchmarks/int8_families.py [--families gru lstm] [--max-epochs N]
+    KERAS_BACKEND=tensorflow python benchmarks/int8_families.py --spotter FOLDER [--qat-epochs N]
     python benchmarks/int8_families.py --report benchmarks/results/int8_families.json
 
 For each family, trains the keyword recipe's model (`recipes.RecipeConfig`,
@@ -11,7 +12,8 @@ never-reset test stream (held-out speakers and noise) with `MicroStepper`:
 
 - PTQ int8: post-training calibration on the first training stream;
 - QAT int8 (VanillaRNN, GRU, LSTM): `recipes.deploy.quantization_aware_spotter`
-  (`export.quantization_aware`: the state on its 8-bit grid), fine-tuned
+  (`export.quantization_aware`: weights, activations and state on their
+  8-bit grids, weights per tensor as the spotter converts them), fine-tuned
   `--qat-epochs` epochs, detector calibrated again, then converted;
 - int16x8: int8 weights, int16 activations and state (not spiking: TFLite has
   no 16x8 GREATER).
@@ -19,17 +21,25 @@ never-reset test stream (held-out speakers and noise) with `MicroStepper`:
 Prints, per variant: argmax agreement on informative frames with the float
 model before any fine-tuning and with the variant's own float model (for QAT
 the fine-tuned one: do training and converter agree?), segment accuracy, and
+the argmax agreement of TFLite's own interpreter (optimized kernels) with
+TFLite Micro on the same converted model (how far LSB-level differences
+between two int8 runtimes carry a never-reset stream: the ceiling of any
+frame-level agreement with a model other than the one on the board),
 the false-reject rate and false alarms per hour of the calibrated detector,
 beside the float model's, and each converted model's flash and arena. Each
 int8 and int16x8 variant is converted twice: with TFLite's per-channel weight
 scales and with one scale per weight tensor (`to_tflite(per_channel=False)`).
-Writes benchmarks/results/int8_families.json (`--results`).
+Writes benchmarks/results/int8_families.json (`--results`). With `--spotter`
+(a folder of `resetfree train` or `kws_recipe.py recipe --save`), measures
+that trained spotter instead of training one per family.
 """
 
 import argparse
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from keras_resetfree import export, recipes
 from keras_resetfree.recipes import deploy
@@ -39,11 +49,40 @@ RESULTS = Path(__file__).parent / "results"
 QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm")
 
 
+def lite_logits(data, features):
+    """The converted step model run frame by frame in TFLite's own interpreter (its
+    optimized kernels, not TFLite Micro's), dequantized."""
+    from keras_resetfree.export.ops import _interpreter
+
+    interpreter = _interpreter(data)
+    interpreter.allocate_tensors()
+    (source,), (target,) = (
+        interpreter.get_input_details(),
+        interpreter.get_output_details(),
+    )
+    (in_scale, in_zero), (out_scale, out_zero) = (
+        source["quantization"],
+        target["quantization"],
+    )
+    limits = np.iinfo(source["dtype"])
+    outputs = []
+    for frame in np.asarray(features, "float32"):
+        q = np.round(frame / in_scale) + in_zero
+        q = np.clip(q, limits.min, limits.max).astype(source["dtype"])
+        interpreter.set_tensor(source["index"], q.reshape(source["shape"]))
+        interpreter.invoke()
+        value = interpreter.get_tensor(target["index"]).astype("float32")
+        outputs.append((value.reshape(-1) - out_zero) * out_scale)
+    return np.stack(outputs)
+
+
 def measure(spotter, conversion, reference, test):
     report = export.inspect(conversion.data)
-    micro = export.MicroStepper(conversion.data).run(
-        deploy.standardize(conversion.normalization, test.features)
-    )
+    features = deploy.standardize(conversion.normalization, test.features)
+    micro = export.MicroStepper(conversion.data).run(features)
+    # Two int8 runtimes of the same model: how far apart LSB-level kernel
+    # differences (rounding of requantization, LOGISTIC/TANH) carry a stream.
+    lite = lite_logits(conversion.data, features)
     scores = recipes.score(
         recipes.probabilities(micro), test, spotter.detector, curve=False
     )
@@ -51,6 +90,7 @@ def measure(spotter, conversion, reference, test):
     return {
         "agreement_with_float": recipes.scoring.agreement(reference, micro, test),
         "agreement_with_own_float": recipes.scoring.agreement(own, micro, test),
+        "agreement_tflite_with_micro": recipes.scoring.agreement(lite, micro, test),
         "segment_accuracy": scores["segment_accuracy"],
         "false_reject_rate": scores["false_reject_rate"],
         "false_alarms_per_hour": scores["false_alarms_per_hour"],
@@ -68,7 +108,8 @@ def row(family, variant, r):
 
     return (
         f"| {family} | {variant} | {percent('agreement_with_float')} | "
-        f"{percent('agreement_with_own_float')} | {100 * r['segment_accuracy']:.1f} % | "
+        f"{percent('agreement_with_own_float')} | "
+        f"{percent('agreement_tflite_with_micro')} | {100 * r['segment_accuracy']:.1f} % | "
         f"{100 * r['false_reject_rate']:.1f} % at {r['false_alarms_per_hour']:.1f} FA/h | "
         f"{size('flash_bytes')} | {size('arena_bytes')} |"
     )
@@ -76,8 +117,9 @@ def row(family, variant, r):
 
 HEADER = (
     "| family | variant | argmax agreement with the float model | with its own float model "
+    "| TFLite's interpreter with TFLite Micro "
     "| segment accuracy | FRR at the calibrated rate | flash | arena |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -118,21 +160,29 @@ def main():
     parser.add_argument(
         "--report", default=None, help="only print the table of this results JSON"
     )
+    parser.add_argument(
+        "--spotter", default=None, help="measure this spotter folder (no training)"
+    )
     args = parser.parse_args()
     if args.report:
         report(args.report)
         return
     print(HEADER, flush=True)
     results = {}
-    for family in args.families:
+    for family in [None] if args.spotter else args.families:
         start = time.perf_counter()
-        changes = {"family": family, "size": args.size, "seed": args.seed}
-        if args.max_epochs:
-            changes["max_epochs"] = args.max_epochs
-        config = recipes.RecipeConfig(**changes)
-        task = config.keyword_task()
+        if args.spotter:
+            spotter = recipes.Spotter.load(args.spotter)
+            family = spotter.config.family
+            task = spotter.config.keyword_task()
+        else:
+            changes = {"family": family, "size": args.size, "seed": args.seed}
+            if args.max_epochs:
+                changes["max_epochs"] = args.max_epochs
+            config = recipes.RecipeConfig(**changes)
+            task = config.keyword_task()
+            spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
         first = task.train_stream(0)
-        spotter = recipes.train_spotter(config, task, verbose=0, log=lambda _: None)
         test = task.evaluation_stream("test")
         reference = recipes.stream_logits(spotter.model, test.features)
         s = spotter.scores
@@ -158,7 +208,12 @@ def main():
                 spotter, task, args.qat_epochs, first_stream=first
             )
             variants.append(
-                (f"QAT int8 ({args.qat_epochs} epochs)", tuned, "int8", True)
+                (
+                    f"QAT int8 ({args.qat_epochs} epochs, per-tensor weights)",
+                    tuned,
+                    "int8",
+                    False,
+                )
             )
             qat_float = recipes.score(
                 recipes.probabilities(recipes.stream_logits(tuned.model, test.features)),

@@ -376,7 +376,13 @@ def convert(args):
             )
         if args.qat:
             spotter = deploy.quantization_aware_spotter(
-                spotter, task, args.qat, calibration, verbose=1, log=print
+                spotter,
+                task,
+                args.qat,
+                calibration,
+                per_channel=_per_channel(args),
+                verbose=1,
+                log=print,
             )
             _print_scores(spotter.scores, "test_")
         print(f"converting to {args.quantize} ...", flush=True)

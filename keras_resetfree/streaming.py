@@ -1,5 +1,7 @@
 """`Streamer`: runs a trained model on an endless stream, chunk by chunk, never resetting."""
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -35,6 +37,21 @@ _PER_FRAME = (
     keras.layers.Maximum,
     keras.layers.Minimum,
 )
+
+
+@contextlib.contextmanager
+def unrolled(layers):
+    """Runs the recurrent `layers` with their time loop unrolled, for fixed, short
+    chunks: plain ops (no WHILE, on which boards have hung; the SSM takes its
+    step path) that also run eagerly on every backend."""
+    saved = [layer.unroll for layer in layers]
+    for layer in layers:
+        layer.unroll = True
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.unroll = value
 
 
 def _per_frame(layer):

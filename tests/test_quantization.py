@@ -1,4 +1,4 @@
-"""Quantization-aware state: `ResetFreeRNN.state_ranges` and `export.quantization_aware`."""
+"""Quantization-aware training: the layers' 8-bit grids and `export.quantization_aware`."""
 
 import keras
 import numpy as np
@@ -132,11 +132,83 @@ def test_int8_state_takes_the_ranges_and_stays_integer(family):
     scales = sorted(tensors[n]["quantization"][0] for n in reads)
     expected = sorted((high - low) / 255.0 for low, high in ranges)
     np.testing.assert_allclose(scales, expected, rtol=1e-5)
+    # The model's input and the logits take the ranges the training used too.
+    (source,), (target,) = (
+        interpreter.get_input_details(),
+        interpreter.get_output_details(),
+    )
+    for details, (low, high) in (
+        (source, aware.layers[1].tensor_ranges["input"]),
+        (target, aware.layers[-1].tensor_ranges["output"]),
+    ):
+        np.testing.assert_allclose(
+            details["quantization"][0], (high - low) / 255.0, rtol=1e-5
+        )
     # The converter and the training agree: int8 follows the aware model.
     test = _stream(600, seed=3)
     reference = Streamer(aware).run(test[None], chunk_size=100)[0]
     got = export.MicroStepper(data).run(test)
-    assert np.mean(got.argmax(-1) == reference.argmax(-1)) >= 0.97
+    # Weights, activations and state on the same grids in both: about one
+    # frame in a hundred differs (ties and TFLite's LOGISTIC/TANH tables).
+    assert np.mean(got.argmax(-1) == reference.argmax(-1)) >= 0.985
+
+
+def test_weights_on_tflites_symmetric_int8_grid():
+    from keras_resetfree.layers.quantized import weight_on_grid
+
+    weight = np.random.default_rng(0).normal(size=(7, 5)).astype("float32")
+    weight[:, 2] *= 0.01  # a quiet channel: its own grid is far finer
+    per_tensor = keras.ops.convert_to_numpy(weight_on_grid(weight, "per_tensor"))
+    scale = np.abs(weight).max() / 127
+    np.testing.assert_allclose(per_tensor / scale, np.round(weight / scale), atol=1e-3)
+    per_channel = keras.ops.convert_to_numpy(weight_on_grid(weight, "per_channel"))
+    scales = np.abs(weight).max(axis=0) / 127
+    np.testing.assert_allclose(
+        per_channel / scales, np.round(weight / scales), atol=1e-3
+    )
+    assert np.abs(per_channel - weight).max() < np.abs(per_tensor - weight).max()
+    assert weight_on_grid(weight, None) is weight
+
+
+@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm"])
+def test_every_tensor_of_the_step_gets_a_grid(family):
+    model = build_model(family, FEATURES, 3, 8)
+    aware = export.quantization_aware(model, _stream(400))
+    recurrent = aware.layers[1]
+    cell = recurrent.cell
+    assert recurrent.weight_quantization == "per_tensor"
+    ranges = recurrent.tensor_ranges
+    # The model's input, both matmul outputs, and the gates on TFLite's fixed grids.
+    assert {"input", "input_fc", "recurrent_fc"} <= set(ranges)
+    for name, bounds in cell.fixed_ranges().items():
+        assert ranges[name] == bounds
+    assert all(low <= 0.0 <= high for low, high in ranges.values())
+    readout = aware.layers[-1]
+    assert isinstance(readout, layers.QuantizedDense)
+    # The readout's input is the state, already on its grid.
+    assert set(readout.tensor_ranges) == {"output"}
+    # Saved and loaded with every range.
+    again = keras.Model.from_config(aware.get_config())
+    assert again.layers[1].tensor_ranges == ranges
+    assert again.layers[-1].tensor_ranges == readout.tensor_ranges
+    # Fine-tuning starts from the float model: only the rounding separates them.
+    x = _stream(200, seed=4)[None]
+    float_out = keras.ops.convert_to_numpy(model(x))
+    aware_out = keras.ops.convert_to_numpy(aware(x))
+    difference = np.abs(aware_out - float_out)
+    assert difference.max() > 0 and difference.mean() < 0.05
+
+
+@pytest.mark.skipif(not ON_TF, reason="the converter runs on TensorFlow")
+def test_conversion_keeps_the_weight_grid_it_was_trained_on():
+    pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
+    aware = export.quantization_aware(_model(), _stream(), per_channel=False)
+    with pytest.raises(ValueError, match="per-tensor int8 grid"):
+        export.to_tflite(aware, _stream(), quantize="int8", per_channel=True)
+    # None (the default) takes the model's grid.
+    default = export.to_tflite(aware, _stream(), quantize="int8")
+    explicit = export.to_tflite(aware, _stream(), quantize="int8", per_channel=False)
+    assert default == explicit
 
 
 def test_bad_inputs():
@@ -146,6 +218,10 @@ def test_bad_inputs():
         layers.LSTM(4, state_ranges=[(-1.0, 1.0)])
     with pytest.raises(ValueError, match="low < high"):
         layers.GRU(4, state_ranges=[(1.0, -1.0)])
+    with pytest.raises(ValueError, match="tensor_ranges\\['sum'\\] needs"):
+        layers.LSTM(4, tensor_ranges={"sum": (2.0, 2.0)})
+    with pytest.raises(ValueError, match="weight_quantization must be one of"):
+        layers.QuantizedDense(3, weight_quantization="per_row")
     inputs = keras.Input((None, FEATURES))
     dense = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     with pytest.raises(ValueError, match="no keras_resetfree recurrent layer"):

@@ -378,10 +378,7 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     capsys.readouterr()
     qat = tmp_path / "qat.tflite"
     assert main(["convert", str(out), "--out", str(qat), "--qat", "1"]) == 0
-    assert (
-        "fine-tuning 1 epochs with the state on the int8 grid"
-        in capsys.readouterr().out
-    )
+    assert "fine-tuning 1 epochs on the int8 grids" in capsys.readouterr().out
     assert qat.read_bytes()[4:8] == b"TFL3"
 
 

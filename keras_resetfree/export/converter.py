@@ -24,7 +24,7 @@ def to_tflite(
     state="internal",
     calibration_frames=2000,
     per_frame=(),
-    per_channel=True,
+    per_channel=None,
 ):
     """Converts a trained model into a stateful TFLite (Micro) step model.
 
@@ -46,8 +46,8 @@ def to_tflite(
     for closer agreement with float where int8 activations are too coarse
     (models with low-margin outputs); spiking layers cannot use it (TFLite
     has no 16x8 GREATER). A model from `export.quantization_aware` (its
-    layers' `state_ranges` set) converts to int8 only: its state's ranges
-    are taken from it, not calibrated.
+    layers' ranges set) converts to int8 only: its weights', activations' and
+    state's ranges are taken from it, not calibrated.
 
     Conversion needs TensorFlow. On another backend the model is saved as
     `.keras` and converted in a TensorFlow-backend subprocess, so a model
@@ -68,7 +68,8 @@ def to_tflite(
         per_frame: names of layers you vouch act on each frame alone (see
             `Streamer`); any other layer not known to be per-frame is refused.
         per_channel: one weight scale per output channel (True, TFLite's
-            default) or one per weight tensor (False). Per-channel scales
+            default; None: the grid a `quantization_aware` model was trained
+            on, else True) or one per weight tensor (False). Per-channel scales
             are stored in the flatbuffer (a float scale and an int64 zero
             point per channel) and copied into the arena: for a GRU(64)
             per-tensor weights save about 9 KB of flash and 3 KB of arena.
@@ -105,14 +106,30 @@ def to_tflite(
     from keras_resetfree.export.quantization import check_convertible
 
     check_convertible(model)
+    from keras_resetfree.export.quantization import weight_quantization
+
     aware = [
         layer.name
         for layer in flat_layers(model)
         if getattr(layer, "state_ranges", None) is not None
+        or getattr(layer, "tensor_ranges", None) is not None
     ]
+    trained_on = weight_quantization(model)
+    if per_channel is None:
+        per_channel = trained_on != "per_tensor"
+    elif (
+        trained_on is not None
+        and quantize == "int8"
+        and (trained_on != ("per_channel" if per_channel else "per_tensor"))
+    ):
+        raise ValueError(
+            f"The model's weights were trained on the {trained_on.replace('_', '-')} "
+            f"int8 grid (export.quantization_aware); convert it with "
+            f"per_channel={trained_on == 'per_channel'} (or None), not {per_channel}."
+        )
     if aware and quantize != "int8":
         raise ValueError(
-            f"Layers {aware} hold their state on an 8-bit grid (state_ranges, from "
+            f"Layers {aware} compute on 8-bit grids (their ranges, from "
             f"export.quantization_aware): convert them with quantize='int8', not "
             f"{quantize!r}, or convert the model they were made from."
         )

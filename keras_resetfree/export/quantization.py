@@ -1,15 +1,22 @@
-"""Quantization-aware fine-tuning of the recurrent state.
+"""Quantization-aware fine-tuning: weights, activations and recurrent state on the int8 grid.
 
-Post-training calibration sets each int8 state's scale from the range the
-state reached on the calibration stream, and a never-reset stream goes
-further than any short stream does (NOTES: the converter reads the state's
-range after READ_VARIABLE). Here the range is fixed before conversion: the
-state's extremes over a long stream plus a margin, capped where the cell
-bounds the state (a GRU's `h` within tanh's int8 grid, spikes in [0, 1]);
-the layers then hold their state on that 8-bit grid at every step
-(`ResetFreeRNN.state_ranges`), so that fine-tuning with the same loss
-teaches the model the board's arithmetic and `to_tflite` hands the
-converter these ranges (FakeQuant ops on the state's read and write).
+Post-training calibration sets each int8 tensor's scale from the range it
+reached on the calibration stream, and rounds a model that never saw the
+rounding: on the keyword spotter, the matmul outputs and weights, the sums,
+the products and the gate activations each cost a point or more of argmax
+agreement with float (`docs/benchmarks.md`). Here every tensor that the
+exported step graph quantizes gets its range before conversion: weights on
+TFLite's symmetric grid (`max |w| / 127`, per tensor or per channel), the
+sigmoid and tanh outputs on the fixed grids of TFLite's int8 LOGISTIC and
+TANH, the recurrent state at its extremes over a long stream plus a margin
+(a never-reset stream goes further than any sample; NOTES: the converter
+reads the state's range after READ_VARIABLE), capped where the cell bounds
+it, and every other tensor (the model's input, matmul outputs, sums,
+products) at its extremes over the stream. The layers then round each of
+them at every step (`layers.quantized`): fine-tuning with the same loss
+teaches the model the board's arithmetic, and `to_tflite` hands the
+converter these ranges (FakeQuant ops), so that training and the converter
+agree on every scale.
 """
 
 import keras
@@ -18,7 +25,9 @@ import numpy as np
 from keras_resetfree._compat import flat_layers
 from keras_resetfree.layers import SSM, SpikingRNN
 from keras_resetfree.layers.base import ResetFreeRNN
-from keras_resetfree.streaming import Streamer
+from keras_resetfree.layers.quantized import recording
+from keras_resetfree.layers.quantized_dense import QuantizedDense
+from keras_resetfree.streaming import Streamer, unrolled
 
 # The TFLite converter (TensorFlow 2.21) crashes the process (segmentation
 # fault) on the FakeQuant ops of these layers' step graphs, so their state
@@ -43,14 +52,24 @@ def check_convertible(model):
         )
 
 
+def weight_quantization(model):
+    """The weight grid of a model from `quantization_aware`: `"per_tensor"`,
+    `"per_channel"`, or None (float weights)."""
+    modes = {
+        getattr(layer, "weight_quantization", None) for layer in flat_layers(model)
+    } - {None}
+    return modes.pop() if modes else None
+
+
 def _recurrent_layers(model):
     return [layer for layer in flat_layers(model) if isinstance(layer, ResetFreeRNN)]
 
 
-def state_extremes(model, stream, max_frames=20000, pieces=8):
-    """`[[(min, max) per state tensor] per recurrent layer]` of `model` run, never
-    reset, over at most `max_frames` frames of `stream` `(frames, features)`,
-    read after every frame (`pieces` stretches of the stream side by side)."""
+def _observe(model, stream, max_frames, pieces=8):
+    """Runs `model` never reset over at most `max_frames` frames of `stream`
+    (`pieces` stretches side by side, one frame at a time, eagerly) and
+    returns the state's extremes (as `state_extremes`) and the record of
+    every fake-quantized tensor's extremes (`layers.quantized.recording`)."""
     stream = np.asarray(stream, "float32")
     if stream.ndim != 2 or not len(stream):
         raise ValueError(
@@ -64,16 +83,24 @@ def state_extremes(model, stream, max_frames=20000, pieces=8):
             f"The stream needs at least {pieces} frames; got {len(stream)}."
         )
     batch = stream[:frames].reshape(pieces, frames // pieces, -1)
-    streamer = Streamer(model, batch_size=pieces)
+    streamer = Streamer(model, batch_size=pieces, jit_compile=False)
     low = [[np.inf] * len(s) for s in streamer.state]
     high = [[-np.inf] * len(s) for s in streamer.state]
-    for t in range(batch.shape[1]):
-        streamer.step(batch[:, t : t + 1])
-        for i, layer_state in enumerate(streamer.state):
-            for j, value in enumerate(layer_state):
-                low[i][j] = min(low[i][j], float(value.min()))
-                high[i][j] = max(high[i][j], float(value.max()))
-    return [list(zip(lo, hi)) for lo, hi in zip(low, high)]
+    with unrolled(streamer._layers), recording() as record:
+        for t in range(batch.shape[1]):
+            streamer.step(batch[:, t : t + 1])
+            for i, layer_state in enumerate(streamer.state):
+                for j, value in enumerate(layer_state):
+                    low[i][j] = min(low[i][j], float(value.min()))
+                    high[i][j] = max(high[i][j], float(value.max()))
+    return [list(zip(lo, hi)) for lo, hi in zip(low, high)], record
+
+
+def state_extremes(model, stream, max_frames=20000, pieces=8):
+    """`[[(min, max) per state tensor] per recurrent layer]` of `model` run, never
+    reset, over at most `max_frames` frames of `stream` `(frames, features)`,
+    read after every frame (`pieces` stretches of the stream side by side)."""
+    return _observe(model, stream, max_frames, pieces)[0]
 
 
 def state_ranges(model, stream, margin=0.25, max_frames=20000):
@@ -81,7 +108,10 @@ def state_ranges(model, stream, margin=0.25, max_frames=20000):
     extremes over `stream` widened by `margin` of their span (a never-reset
     stream goes further than any sample), within the cell's bounds where it has
     them, and always including 0."""
-    extremes = state_extremes(model, stream, max_frames)
+    return _state_ranges(model, state_extremes(model, stream, max_frames), margin)
+
+
+def _state_ranges(model, extremes, margin):
     ranges = {}
     for layer, observed in zip(_recurrent_layers(model), extremes):
         chosen = []
@@ -99,25 +129,47 @@ def state_ranges(model, stream, margin=0.25, max_frames=20000):
     return ranges
 
 
-def quantization_aware(model, stream, margin=0.25, max_frames=20000):
-    """A copy of `model` whose recurrent layers hold their state on an 8-bit grid.
+def _tensor_ranges(record, first):
+    """`{id(owner): {name: (low, high)}}` from a recording: each tensor's extremes
+    (always including 0, where int8 is exact), the fixed grids of bounded
+    activations, and an `"input"` range only for `first`, the layer that takes
+    the model's input (later layers take a tensor already on a grid)."""
+    ranges = {}
+    for owner, name, low, high in record.values():
+        if name == "input" and owner is not first:
+            continue
+        span = max(high - low, 1e-3)
+        low, high = min(low, 0.0), max(high, 0.0)
+        if high - low < span:
+            high = low + span
+        ranges.setdefault(id(owner), {})[name] = (float(low), float(high))
+    return ranges
+
+
+def quantization_aware(model, stream, margin=0.25, max_frames=20000, per_channel=False):
+    """A copy of `model` that computes as the int8 board does: weights, activations
+    and recurrent state rounded to their 8-bit grids at every step.
 
     Fine-tune it a few epochs with the model's own loss (the straight-through
     gradient passes the rounding), then convert it with `to_tflite(...,
-    quantize="int8")`: the converter takes the state's ranges from it instead
-    of calibrating them. Weights and the other activations are still
-    calibrated after training. For VanillaRNN, GRU, LSTM (and LeakyReadout)
-    layers: the converter crashes on SSM and SpikingRNN step graphs with
-    FakeQuant ops, so models with those are refused.
+    quantize="int8")`: the converter takes every range from it (see the
+    module docstring for how each is chosen) instead of calibrating them.
+    `Dense` layers become `layers.QuantizedDense`. For VanillaRNN, GRU, LSTM
+    (and LeakyReadout, whose state only is quantized) layers: the converter
+    crashes on SSM and SpikingRNN step graphs with FakeQuant ops, so models
+    with those are refused.
 
     Args:
         model: a trained Keras model with `keras_resetfree` recurrent layers.
         stream: `(frames, features)` features of a long, never-reset stream
-            (the training stream), for the ranges of states the cell does
-            not bound.
+            (the training stream), for the ranges of the states the cell
+            does not bound and of the other tensors.
         margin: how far beyond the observed extremes an unbounded state's
             range reaches, as a fraction of their span.
         max_frames: frames of `stream` used.
+        per_channel: weights on one grid per output channel (as `to_tflite`
+            with `per_channel=True`) instead of one per weight tensor (the
+            keyword spotter's default, `recipes.deploy.convert_spotter`).
 
     Returns:
         The new model (same weights; compile it before fitting).
@@ -136,13 +188,12 @@ def quantization_aware(model, stream, margin=0.25, max_frames=20000):
             f"{refused} are SSM or SpikingRNN, whose quantized state the TFLite converter "
             "cannot take (it crashes): convert them post-training."
         )
-    ranges = state_ranges(model, stream, margin, max_frames)
+    weights = "per_channel" if per_channel else "per_tensor"
 
     def clone(layer):
-        config = layer.get_config()
-        if layer.name in ranges:
-            config["state_ranges"] = ranges[layer.name]
-        return layer.__class__.from_config(config)
+        if type(layer) is keras.layers.Dense:
+            return QuantizedDense.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
 
     aware = keras.models.clone_model(model, clone_function=clone)
     aware.set_weights(model.get_weights())
@@ -151,4 +202,21 @@ def quantization_aware(model, stream, margin=0.25, max_frames=20000):
         # Normalization, for one, takes its mean and variance from them here.
         if hasattr(layer, "finalize_state"):
             layer.finalize_state()
+    # Still the float model: the ranges are its own.
+    extremes, record = _observe(aware, stream, max_frames)
+    states = _state_ranges(aware, extremes, margin)
+    owners = {
+        id(layer.cell if isinstance(layer, ResetFreeRNN) else layer): layer
+        for layer in flat_layers(aware)
+        if isinstance(layer, (ResetFreeRNN, QuantizedDense))
+    }
+    first = next((o for o, _, _, _ in record.values()), None)
+    tensors = _tensor_ranges(record, first)
+    for key, layer in owners.items():
+        owner = layer.cell if isinstance(layer, ResetFreeRNN) else layer
+        ranges = {**tensors.get(key, {}), **owner.fixed_ranges()}
+        if isinstance(layer, ResetFreeRNN):
+            layer.set_quantization(states[layer.name], ranges, weights)
+        else:
+            layer.set_quantization(ranges, weights)
     return aware

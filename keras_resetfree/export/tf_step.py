@@ -24,24 +24,10 @@ from keras_resetfree._output import captured_output
 from keras_resetfree.export.flatbuffer import two_dimensional_fully_connected
 from keras_resetfree.export.ops import TFLM_BUILTINS, converter_error
 from keras_resetfree.layers import SpikingRNN
-from keras_resetfree.streaming import Streamer
+from keras_resetfree.streaming import Streamer, unrolled
 
 # The subprocess conversion's `per_frame` layer names, comma-separated.
 PER_FRAME_VARIABLE = "KERAS_RESETFREE_PER_FRAME"
-
-
-@contextlib.contextmanager
-def _unrolled(layers):
-    # A fixed, short step unrolls into plain ops: no WHILE (boards have hung
-    # on it), and the SSM takes its step path.
-    saved = [layer.unroll for layer in layers]
-    for layer in layers:
-        layer.unroll = True
-    try:
-        yield
-    finally:
-        for layer, value in zip(layers, saved):
-            layer.unroll = value
 
 
 class _StepModule(tf.Module):
@@ -87,7 +73,7 @@ class _StepModule(tf.Module):
 
     def _run(self, x, flat_states):
         with (
-            _unrolled(self.streamer._layers),
+            unrolled(self.streamer._layers),
             keras.StatelessScope(state_mapping=self.constants),
         ):
             outputs, new = self.streamer._forward(x, self._nest(flat_states))

@@ -5,6 +5,7 @@ from keras_resetfree.layers.base import ResetFreeCell, ResetFreeRNN
 from keras_resetfree.layers.gru import GRU, GRUCell
 from keras_resetfree.layers.leaky_readout import LeakyReadout, LeakyReadoutCell
 from keras_resetfree.layers.lstm import LSTM, LSTMCell
+from keras_resetfree.layers.quantized_dense import QuantizedDense
 from keras_resetfree.layers.spiking import ALIFCell, LIFCell, SpikingRNN
 from keras_resetfree.layers.ssm import SSM, RingPhase, RingRadius, SSMCell
 from keras_resetfree.layers.vanilla_rnn import VanillaRNN, VanillaRNNCell
@@ -18,6 +19,7 @@ __all__ = [
     "LSTMCell",
     "LeakyReadout",
     "LeakyReadoutCell",
+    "QuantizedDense",
     "ResetFreeCell",
     "ResetFreeRNN",
     "RingPhase",

@@ -14,6 +14,11 @@ from keras.quantizers import fake_quant_with_min_max_vars
 # The time loop of keras.layers.RNN itself (tf.while_loop, lax.scan or a torch
 # loop): not in keras.ops, but the layer we subclass relies on it too.
 from keras_resetfree._compat import backend_rnn
+from keras_resetfree.layers.quantized import (
+    FakeQuantized,
+    checked_tensor_ranges,
+    checked_weight_quantization,
+)
 
 PACKAGE = "keras_resetfree"
 
@@ -79,7 +84,7 @@ def _cell_arguments(cell_class):
     return names - {"self", "kwargs"}
 
 
-class ResetFreeCell(keras.layers.Layer):
+class ResetFreeCell(FakeQuantized, keras.layers.Layer):
     """Base class of the cells: one step of a recurrence.
 
     A cell splits its step in two so that the layer can hoist the part that
@@ -91,6 +96,12 @@ class ResetFreeCell(keras.layers.Layer):
 
     `call(inputs, states)` chains both, so every cell also works inside
     `keras.layers.RNN`. Subclasses set `state_size` and `output_size`.
+
+    For quantization-aware training (`keras_resetfree.export.quantization_aware`)
+    a cell passes its weight matrices through `quantized_weight`, each tensor
+    that the exported step quantizes through `quantized(name, value)`, and
+    each new state through `on_grid`; all three are identities until the
+    layer's ranges are set (`layers.quantized`).
     """
 
     def project_inputs(self, inputs):
@@ -166,6 +177,11 @@ class ResetFreeRNN(keras.layers.RNN):
       read and on write at every step, as an int8 board holds it: in
       training (straight-through gradients), in streaming, and in the
       exported graph, where the converter takes these ranges.
+      `tensor_ranges` (`{name: (low, high)}`) does the same for the cell's
+      other quantized tensors (its matmul outputs, sums, products and gate
+      activations, by the names the cell gives them) and
+      `weight_quantization` (`"per_tensor"` or `"per_channel"`) rounds its
+      weight matrices to TFLite's symmetric int8 grid.
 
     Subclasses build their cell from their constructor arguments and list
     them in `get_config` through the cell.
@@ -182,6 +198,8 @@ class ResetFreeRNN(keras.layers.RNN):
         stateful=False,
         unroll=False,
         state_ranges=None,
+        tensor_ranges=None,
+        weight_quantization=None,
         **kwargs,
     ):
         # Arguments named in the cell's constructor go to the cell, the rest
@@ -207,8 +225,21 @@ class ResetFreeRNN(keras.layers.RNN):
             unroll=unroll,
             **kwargs,
         )
+        self.set_quantization(state_ranges, tensor_ranges, weight_quantization)
+
+    def set_quantization(
+        self, state_ranges=None, tensor_ranges=None, weight_quantization=None
+    ):
+        """Sets (None: clears) the 8-bit grids of the state, the cell's named tensors and
+        its weights (see the class docstring)."""
         self.state_ranges = self._checked_state_ranges(state_ranges)
+        self.tensor_ranges = checked_tensor_ranges(tensor_ranges, self.name)
+        self.weight_quantization = checked_weight_quantization(
+            weight_quantization, self.name
+        )
         self.cell.state_ranges = self.state_ranges
+        self.cell.tensor_ranges = self.tensor_ranges
+        self.cell.weight_quantization = self.weight_quantization
 
     def _checked_state_ranges(self, ranges):
         if ranges is None:
@@ -253,6 +284,7 @@ class ResetFreeRNN(keras.layers.RNN):
             and not self.unroll
             # A quantized state is rounded at every frame: no linear scan.
             and self.state_ranges is None
+            and self.tensor_ranges is None
             # TensorFlow's scan needs a static number of frames.
             and sequences.shape[1] is not None
         )
@@ -363,6 +395,12 @@ class ResetFreeRNN(keras.layers.RNN):
         config["state_ranges"] = (
             None if self.state_ranges is None else [list(r) for r in self.state_ranges]
         )
+        config["tensor_ranges"] = (
+            None
+            if self.tensor_ranges is None
+            else {k: list(v) for k, v in self.tensor_ranges.items()}
+        )
+        config["weight_quantization"] = self.weight_quantization
         return config
 
     @classmethod

@@ -133,14 +133,22 @@ class DenseRecurrentCell(ResetFreeCell):
         return self.bias_initializer(shape, dtype=dtype)
 
     def project_inputs(self, inputs):
-        projected = ops.matmul(inputs, self.kernel)
-        return projected + self.bias if self.use_bias else projected
+        inputs = self.quantized("input", inputs)
+        projected = ops.matmul(inputs, self.quantized_weight(self.kernel))
+        if self.use_bias:
+            projected = projected + self.bias
+        return self.quantized("input_fc", projected)
 
     def recurrent_input(self, h, recurrent_mask=None):
         """`h U`, with the recurrent dropout mask applied to `h` in training."""
         if recurrent_mask is not None:
             h = h * recurrent_mask
-        return ops.matmul(h, self.recurrent_kernel)
+        return ops.matmul(h, self.quantized_weight(self.recurrent_kernel))
+
+    def activation_ranges(self, names, activation):
+        """`{name: bounds}` for the tensors `names` if `activation` is bounded."""
+        bounds = activation_bounds(activation)
+        return {} if bounds is None else dict.fromkeys(names, bounds)
 
     def dropout_masks(self, sequences, states):
         def mask(like, rate):

@@ -58,17 +58,30 @@ class GRUCell(DenseRecurrentCell):
         )
 
     def step(self, projected, states, training=False, recurrent_mask=None):
+        # Each `quantized` tensor is one the int8 step graph rounds (see
+        # ResetFreeCell): identities outside quantization-aware training.
+        q = self.quantized
         h = states[0]
         recurrent = self.recurrent_input(h, recurrent_mask)
         if self.use_bias:
             recurrent = recurrent + self.recurrent_bias
+        recurrent = q("recurrent_fc", recurrent)
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
         h_z, h_r, h_h = ops.split(recurrent, 3, axis=-1)
-        z = self.recurrent_activation(x_z + h_z)
-        r = self.recurrent_activation(x_r + h_r)
-        candidate = self.activation(x_h + r * h_h)
-        h = self.on_grid(0, z * h + (1.0 - z) * candidate)
+        z = q("update", self.recurrent_activation(q("update_sum", x_z + h_z)))
+        r = q("reset", self.recurrent_activation(q("reset_sum", x_r + h_r)))
+        candidate_sum = q("candidate_sum", x_h + q("reset_product", r * h_h))
+        candidate = q("candidate", self.activation(candidate_sum))
+        kept = q("kept", z * h)
+        written = q("written", q("complement", 1.0 - z) * candidate)
+        h = self.on_grid(0, kept + written)
         return h, [h]
+
+    def fixed_ranges(self):
+        return {
+            **self.activation_ranges(("update", "reset"), self.recurrent_activation),
+            **self.activation_ranges(("candidate",), self.activation),
+        }
 
     def state_bounds(self):
         # A convex combination of the previous state and the candidate: from

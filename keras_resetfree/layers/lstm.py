@@ -70,13 +70,27 @@ class LSTMCell(DenseRecurrentCell):
         )
 
     def step(self, projected, states, training=False, recurrent_mask=None):
+        # Each `quantized` tensor is one the int8 step graph rounds (see
+        # ResetFreeCell): identities outside quantization-aware training.
+        q = self.quantized
         h, c = states
-        z = projected + self.recurrent_input(h, recurrent_mask)
+        recurrent = q("recurrent_fc", self.recurrent_input(h, recurrent_mask))
+        z = q("sum", projected + recurrent)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         gate = self.recurrent_activation
-        c = self.on_grid(1, gate(z_f) * c + gate(z_i) * self.activation(z_c))
-        h = self.on_grid(0, gate(z_o) * self.activation(c))
+        kept = q("kept", q("forget_gate", gate(z_f)) * c)
+        written = q("input_gate", gate(z_i)) * q("candidate", self.activation(z_c))
+        c = self.on_grid(1, kept + q("written", written))
+        output = q("cell_output", self.activation(c))
+        h = self.on_grid(0, q("output_gate", gate(z_o)) * output)
         return h, [h, c]
+
+    def fixed_ranges(self):
+        gates = ("input_gate", "forget_gate", "output_gate")
+        return {
+            **self.activation_ranges(gates, self.recurrent_activation),
+            **self.activation_ranges(("candidate", "cell_output"), self.activation),
+        }
 
     def state_bounds(self):
         # h = o * activation(c) with o in [0, 1]; the cell state c has no bound.

@@ -33,9 +33,16 @@ class VanillaRNNCell(DenseRecurrentCell):
         self.activation = keras.activations.get(activation)
 
     def step(self, projected, states, training=False, recurrent_mask=None):
-        h = self.activation(projected + self.recurrent_input(states[0], recurrent_mask))
+        # Each `quantized` tensor is one the int8 step graph rounds (see
+        # ResetFreeCell): identities outside quantization-aware training.
+        q = self.quantized
+        recurrent = q("recurrent_fc", self.recurrent_input(states[0], recurrent_mask))
+        h = q("activation", self.activation(q("sum", projected + recurrent)))
         h = self.on_grid(0, h)
         return h, [h]
+
+    def fixed_ranges(self):
+        return self.activation_ranges(("activation",), self.activation)
 
     def state_bounds(self):
         return [activation_bounds(self.activation)]

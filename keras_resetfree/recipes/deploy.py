@@ -105,24 +105,32 @@ def convert_spotter(
 
 
 def quantization_aware_spotter(
-    spotter, task, epochs=3, first_stream=None, verbose=0, log=lambda _: None
+    spotter,
+    task,
+    epochs=3,
+    first_stream=None,
+    per_channel=False,
+    verbose=0,
+    log=lambda _: None,
 ):
-    """The spotter fine-tuned with its recurrent state on the int8 grid.
+    """The spotter fine-tuned on the int8 grids: weights, activations and state.
 
-    `export.quantization_aware` fixes every state's 8-bit range (by
-    construction, or from the first training stream); the model is then
-    fine-tuned `epochs` epochs with the recipe's loss at a tenth of its
-    learning rate, the best epoch on the validation stream (run with the
-    quantized state) kept, and the detector calibrated again. Convert the
-    result with `convert_spotter(..., "int8")`: the converter takes the
-    state's ranges from it. Returns a new `Spotter`; `spotter` is unchanged.
+    `export.quantization_aware` fixes every 8-bit range (by construction, or
+    from the first training stream); the model is then fine-tuned `epochs`
+    epochs with the recipe's loss at a tenth of its learning rate, the best
+    epoch on the validation stream (run as the board computes) kept, and the
+    detector calibrated again. Convert the result with `convert_spotter(...,
+    "int8", per_channel=...)` with the same `per_channel`: the converter
+    takes every range from it. Returns a new `Spotter`; `spotter` is unchanged.
     """
     from keras_resetfree import export
 
     config = spotter.config
     first_stream = first_stream or task.train_stream(0)
-    aware = export.quantization_aware(spotter.model, first_stream.features)
-    log(f"fine-tuning {epochs} epochs with the state on the int8 grid ...")
+    aware = export.quantization_aware(
+        spotter.model, first_stream.features, per_channel=per_channel
+    )
+    log(f"fine-tuning {epochs} epochs on the int8 grids ...")
     history, _ = training.fit(
         aware,
         task,
