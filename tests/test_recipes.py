@@ -157,6 +157,7 @@ def test_stream_windows_redraw_a_fresh_stream_every_epoch():
 
 
 def test_stream_validation_logs_scores_keeps_best_and_stops():
+    keras.utils.set_random_seed(0)
     stream = _stream([0, 1, 0, 1, 2], length=10, gap=10)
     stream.features = (
         np.random.default_rng(0).normal(size=(len(stream), 2)).astype("float32")
@@ -188,6 +189,21 @@ def test_stream_validation_logs_scores_keeps_best_and_stops():
         other.set_model(model)
         other.on_train_begin()
         other.on_epoch_end(0, {})
+    # Fine-tuning: the starting weights are scored and kept unless an epoch beats them.
+    start = [np.zeros_like(w) for w in best]  # scores 0.4 here, the random weights 0.2
+    model.set_weights(start)
+    keeper = recipes.StreamValidation(stream, patience=5, pieces=2, score_start=True)
+    keeper.set_model(model)
+    keeper.on_train_begin()
+    start_score = keeper.best
+    assert np.isfinite(start_score)
+    logs = {}
+    model.set_weights(best)
+    keeper.on_epoch_end(0, logs)
+    assert logs["val_segment_accuracy"] <= start_score + keeper.min_delta
+    keeper.on_train_end()
+    for got, want in zip(model.get_weights(), start):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_pieces_match_separate_streamers():

@@ -118,8 +118,9 @@ def quantization_aware_spotter(
     `export.quantization_aware` fixes every 8-bit range (by construction, or
     from the first training stream); the model is then fine-tuned `epochs`
     epochs with the recipe's loss at a tenth of its learning rate, the best
-    epoch on the validation stream (run as the board computes) kept, and the
-    detector calibrated again. Convert the result with `convert_spotter(...,
+    epoch on the validation stream (run as the board computes) kept (or the
+    model before fine-tuning, if no epoch beats it), and the detector
+    calibrated again. Convert the result with `convert_spotter(...,
     "int8", per_channel=...)` with the same `per_channel`: the converter
     takes every range from it. Returns a new `Spotter`; `spotter` is unchanged.
     """
@@ -142,6 +143,7 @@ def quantization_aware_spotter(
         batch_size=config.batch_size,
         verbose=verbose,
         first_stream=first_stream,
+        keep_start=True,
     )
     tuned = Spotter(
         aware,

@@ -28,6 +28,9 @@ class StreamValidation(keras.callbacks.Callback):
         patience: epochs without improvement before stopping (None: never).
         min_delta: the smallest change that counts as an improvement.
         restore_best_weights: put the best epoch's weights back at the end.
+        score_start: also score the weights training starts from, and keep
+            them unless an epoch beats them (fine-tuning that must not make
+            a trained model worse).
         detector: the `Detector` of the detection scores.
         chunk: frames per Streamer call.
         pieces: the stream runs as this many consecutive pieces side by side,
@@ -45,8 +48,10 @@ class StreamValidation(keras.callbacks.Callback):
         detector=None,
         chunk=250,
         pieces=8,
+        score_start=False,
     ):
         super().__init__()
+        self.score_start = bool(score_start)
         self.stream = stream
         self.monitor = monitor
         self.patience = patience
@@ -69,9 +74,12 @@ class StreamValidation(keras.callbacks.Callback):
             0,
         )
         self.streamer = None
+        if self.score_start:
+            value = self._scores().get(self.monitor.removeprefix("val_"), np.nan)
+            if np.isfinite(value):
+                self.best, self.best_weights = value, self.model.get_weights()
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
+    def _scores(self):
         if self.streamer is None:
             self.streamer = Streamer(self.model, batch_size=self.pieces)
         logits = scoring.stream_logits(
@@ -81,10 +89,13 @@ class StreamValidation(keras.callbacks.Callback):
             pieces=self.pieces,
             streamer=self.streamer,
         )
-        scores = scoring.score(
+        return scoring.score(
             scoring.probabilities(logits), self.stream, self.detector, curve=False
         )
-        for name, value in scores.items():
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        for name, value in self._scores().items():
             if name != "hours":
                 logs[f"val_{name}"] = float(value)
         if self.monitor not in logs:
@@ -124,6 +135,7 @@ def fit(
     verbose=1,
     callbacks=(),
     first_stream=None,
+    keep_start=False,
 ):
     """Trains `model` on `task` (a `KeywordTask`) with `ResetFreeLoss` until it converges.
 
@@ -135,7 +147,9 @@ def fit(
     after `patience`, and the best epoch's weights are kept. Gradients are
     clipped (norm 1), which every family needs on long windows.
 
-    `first_stream`: `task.train_stream(0)` if already built.
+    `first_stream`: `task.train_stream(0)` if already built. `keep_start`:
+    score the starting weights on the validation stream too, and keep them
+    unless an epoch beats them (for fine-tuning a trained model).
 
     Returns:
         `(history, seconds)`: the `keras.callbacks.History` (with the `val_`
@@ -163,7 +177,7 @@ def fit(
         loss=ResetFreeLoss(kl_weight=kl_weight, from_logits=True),
     )
     callbacks = [
-        StreamValidation(validation, monitor, patience),
+        StreamValidation(validation, monitor, patience, score_start=keep_start),
         keras.callbacks.ReduceLROnPlateau(
             monitor,
             factor=0.5,
