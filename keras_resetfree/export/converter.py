@@ -103,11 +103,12 @@ def to_tflite(
 
     # Refuses layers that cannot stream (here, on every backend, before converting).
     _recurrent_layers(model, tuple(per_frame))
-    from keras_resetfree.export.quantization import check_convertible
+    from keras_resetfree.export.quantization import (
+        check_convertible,
+        weight_quantization,
+    )
 
     check_convertible(model)
-    from keras_resetfree.export.quantization import weight_quantization
-
     aware = [
         layer.name
         for layer in flat_layers(model)
