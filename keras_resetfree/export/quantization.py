@@ -131,9 +131,9 @@ def _state_ranges(model, extremes, margin):
 
 def _tensor_ranges(record, first):
     """`{id(owner): {name: (low, high)}}` from a recording: each tensor's extremes
-    (always including 0, where int8 is exact), the fixed grids of bounded
-    activations, and an `"input"` range only for `first`, the layer that takes
-    the model's input (later layers take a tensor already on a grid)."""
+    (always including 0, where int8 is exact), and an `"input"` range only for
+    `first`, the layer that takes the model's input (later layers take a
+    tensor already on a grid)."""
     ranges = {}
     for owner, name, low, high in record.values():
         if name == "input" and owner is not first:
@@ -205,16 +205,14 @@ def quantization_aware(model, stream, margin=0.25, max_frames=20000, per_channel
     # Still the float model: the ranges are its own.
     extremes, record = _observe(aware, stream, max_frames)
     states = _state_ranges(aware, extremes, margin)
-    owners = {
-        id(layer.cell if isinstance(layer, ResetFreeRNN) else layer): layer
-        for layer in flat_layers(aware)
-        if isinstance(layer, (ResetFreeRNN, QuantizedDense))
-    }
     first = next((o for o, _, _, _ in record.values()), None)
     tensors = _tensor_ranges(record, first)
-    for key, layer in owners.items():
+    for layer in flat_layers(aware):
+        if not isinstance(layer, (ResetFreeRNN, QuantizedDense)):
+            continue
+        # A recurrent layer's tensors are named by its cell.
         owner = layer.cell if isinstance(layer, ResetFreeRNN) else layer
-        ranges = {**tensors.get(key, {}), **owner.fixed_ranges()}
+        ranges = {**tensors.get(id(owner), {}), **owner.fixed_ranges()}
         if isinstance(layer, ResetFreeRNN):
             layer.set_quantization(states[layer.name], ranges, weights)
         else:

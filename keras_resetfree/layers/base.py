@@ -18,6 +18,7 @@ from keras_resetfree.layers.quantized import (
     FakeQuantized,
     checked_tensor_ranges,
     checked_weight_quantization,
+    tensor_ranges_config,
 )
 
 PACKAGE = "keras_resetfree"
@@ -395,11 +396,7 @@ class ResetFreeRNN(keras.layers.RNN):
         config["state_ranges"] = (
             None if self.state_ranges is None else [list(r) for r in self.state_ranges]
         )
-        config["tensor_ranges"] = (
-            None
-            if self.tensor_ranges is None
-            else {k: list(v) for k, v in self.tensor_ranges.items()}
-        )
+        config["tensor_ranges"] = tensor_ranges_config(self.tensor_ranges)
         config["weight_quantization"] = self.weight_quantization
         return config
 

@@ -60,6 +60,11 @@ def checked_tensor_ranges(ranges, owner):
     return checked
 
 
+def tensor_ranges_config(ranges):
+    """`tensor_ranges` as a layer's config holds it (lists, or None)."""
+    return None if ranges is None else {k: list(v) for k, v in ranges.items()}
+
+
 def weight_on_grid(weight, mode):
     """`weight` rounded to TFLite's symmetric int8 grid: scale `max |w| / 127` over the
     whole tensor (`"per_tensor"`) or per output channel, the last axis

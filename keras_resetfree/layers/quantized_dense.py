@@ -8,6 +8,7 @@ from keras_resetfree.layers.quantized import (
     FakeQuantized,
     checked_tensor_ranges,
     checked_weight_quantization,
+    tensor_ranges_config,
 )
 
 
@@ -48,8 +49,6 @@ class QuantizedDense(FakeQuantized, keras.layers.Dense):
     def get_config(self):
         return {
             **super().get_config(),
-            "tensor_ranges": None
-            if self.tensor_ranges is None
-            else {k: list(v) for k, v in self.tensor_ranges.items()},
+            "tensor_ranges": tensor_ranges_config(self.tensor_ranges),
             "weight_quantization": self.weight_quantization,
         }
