@@ -11,7 +11,7 @@ detector, then converts it to TFLite Micro three ways and runs each on the
 never-reset test stream (held-out speakers and noise) with `MicroStepper`:
 
 - PTQ int8: post-training calibration on the first training stream;
-- QAT int8 (VanillaRNN, GRU, LSTM): `recipes.deploy.quantization_aware_spotter`
+- QAT int8 (VanillaRNN, GRU, LSTM, SSM): `recipes.deploy.quantization_aware_spotter`
   (`export.quantization_aware`: weights, activations and state on their
   8-bit grids, weights per tensor as the spotter converts them), fine-tuned
   `--qat-epochs` epochs, detector calibrated again, then converted;
@@ -46,7 +46,7 @@ from keras_resetfree.recipes import deploy
 from resetfree_cli import parse_size
 
 RESULTS = Path(__file__).parent / "results"
-QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm")
+QAT_FAMILIES = ("vanilla_rnn", "gru", "lstm", "ssm")
 
 
 def lite_logits(data, features):

@@ -11,6 +11,10 @@ from tests.families import FEATURES
 ON_TF = keras.backend.backend() == "tensorflow"
 
 
+# The SSM's matmuls: input projection, B, C and the GLU's kernel.
+MATMUL_OUTPUTS = {"ssm": {"input", "input_fc", "driven", "state_fc", "glu_fc"}}
+
+
 def _stream(frames=1200, seed=0):
     return (np.random.default_rng(seed).normal(size=(frames, FEATURES)) * 2.0).astype(
         "float32"
@@ -105,7 +109,7 @@ def test_quantization_aware_model_trains():
 
 
 @pytest.mark.skipif(not ON_TF, reason="the converter's tensors are read on TensorFlow")
-@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm"])
+@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm", "ssm"])
 def test_int8_state_takes_the_ranges_and_stays_integer(family):
     pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
     from keras_resetfree.export.ops import _interpreter
@@ -170,16 +174,19 @@ def test_weights_on_tflites_symmetric_int8_grid():
     assert weight_on_grid(weight, None) is weight
 
 
-@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm"])
+@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm", "ssm"])
 def test_every_tensor_of_the_step_gets_a_grid(family):
+    keras.utils.set_random_seed(0)
     model = build_model(family, FEATURES, 3, 8)
     aware = export.quantization_aware(model, _stream(400))
     recurrent = aware.layers[1]
     cell = recurrent.cell
     assert recurrent.weight_quantization == "per_tensor"
     ranges = recurrent.tensor_ranges
-    # The model's input, both matmul outputs, and the gates on TFLite's fixed grids.
-    assert {"input", "input_fc", "recurrent_fc"} <= set(ranges)
+    # The model's input, the matmul outputs, and the gates on TFLite's fixed grids.
+    assert MATMUL_OUTPUTS.get(family, {"input", "input_fc", "recurrent_fc"}) <= set(
+        ranges
+    )
     for name, bounds in cell.fixed_ranges().items():
         assert ranges[name] == bounds
     assert all(low <= 0.0 <= high for low, high in ranges.values())
@@ -196,7 +203,11 @@ def test_every_tensor_of_the_step_gets_a_grid(family):
     float_out = keras.ops.convert_to_numpy(model(x))
     aware_out = keras.ops.convert_to_numpy(aware(x))
     difference = np.abs(aware_out - float_out)
-    assert difference.max() > 0 and difference.mean() < 0.05
+    # A few percent of the outputs' size (2-7 % over seeds 0-3 on JAX; the SSM,
+    # with the longest chain of rounded tensors, the most); a model that lost
+    # its weights is ~100 % off.
+    assert difference.max() > 0
+    assert difference.mean() < 0.15 * np.abs(float_out).mean()
 
 
 @pytest.mark.skipif(not ON_TF, reason="the converter runs on TensorFlow")
@@ -236,13 +247,12 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="convert them with quantize='int8'"):
         export.to_tflite(aware, _stream(), quantize="int16x8")
     # The converter crashes on these: refused before it runs.
-    for family in ("ssm", "spiking"):
-        model = build_model(family, FEATURES, 3, 8)
-        with pytest.raises(ValueError, match="SSM or SpikingRNN"):
-            export.quantization_aware(model, _stream())
+    spiking = build_model("spiking", FEATURES, 3, 8)
+    with pytest.raises(ValueError, match="are SpikingRNN"):
+        export.quantization_aware(spiking, _stream())
     inputs = keras.Input((None, FEATURES))
     ssm = keras.Model(
         inputs, layers.SSM(4, state_size=2, state_ranges=[(-2, 2)])(inputs)
     )
-    with pytest.raises(ValueError, match="cannot take for SSM and SpikingRNN"):
+    with pytest.raises(ValueError, match="but no tensor_ranges"):
         export.to_tflite(ssm, _stream(), quantize="int8")

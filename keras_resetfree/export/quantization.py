@@ -30,25 +30,42 @@ from keras_resetfree.layers.quantized_dense import QuantizedDense
 from keras_resetfree.streaming import Streamer, unrolled
 
 # The TFLite converter (TensorFlow 2.21) crashes the process (segmentation
-# fault) on the FakeQuant ops of these layers' step graphs, so their state
-# keeps post-training calibration.
-NOT_CONVERTIBLE = (SSM, SpikingRNN)
+# fault) on the FakeQuant ops of these layers' step graphs (a threshold, then
+# a cast of the spikes), so their state keeps post-training calibration.
+NOT_CONVERTIBLE = (SpikingRNN,)
 
 
 def check_convertible(model):
-    """Raises ValueError, before the converter crashes, for a layer of
-    `NOT_CONVERTIBLE` with `state_ranges`."""
-    refused = [
+    """Raises ValueError, before the converter crashes (a segmentation fault,
+    TensorFlow 2.21): for a SpikingRNN with `state_ranges`, and for an SSM with
+    `state_ranges` but no `tensor_ranges` (the converter fuses its rounded
+    state's readout into a FULLY_CONNECTED it cannot verify; with every tensor
+    on its grid, as `quantization_aware` sets them, it converts)."""
+    spiking = [
         layer.name
         for layer in flat_layers(model)
         if isinstance(layer, NOT_CONVERTIBLE) and layer.state_ranges is not None
     ]
-    if refused:
+    if spiking:
         raise ValueError(
-            f"Layers {refused} hold an 8-bit state (state_ranges), which the TFLite "
-            "converter cannot take for SSM and SpikingRNN layers (it crashes on their "
+            f"Layers {spiking} hold an 8-bit state (state_ranges), which the TFLite "
+            "converter cannot take for SpikingRNN layers (it crashes on their "
             "FakeQuant ops); convert the model without state_ranges (post-training "
             "calibration)."
+        )
+    state_only = [
+        layer.name
+        for layer in flat_layers(model)
+        if isinstance(layer, SSM)
+        and layer.state_ranges is not None
+        and not layer.tensor_ranges
+    ]
+    if state_only:
+        raise ValueError(
+            f"SSM layers {state_only} hold an 8-bit state (state_ranges) but no "
+            "tensor_ranges: the TFLite converter crashes on that step graph. Give "
+            "every tensor its grid (export.quantization_aware does), or convert "
+            "without state_ranges (post-training calibration)."
         )
 
 
@@ -155,8 +172,8 @@ def quantization_aware(model, stream, margin=0.25, max_frames=20000, per_channel
     quantize="int8")`: the converter takes every range from it (see the
     module docstring for how each is chosen) instead of calibrating them.
     `Dense` layers become `layers.QuantizedDense`. For VanillaRNN, GRU, LSTM
-    (and LeakyReadout, whose state only is quantized) layers: the converter
-    crashes on SSM and SpikingRNN step graphs with FakeQuant ops, so models
+    and SSM (and LeakyReadout, whose state only is quantized) layers: the
+    converter crashes on SpikingRNN step graphs with FakeQuant ops, so models
     with those are refused.
 
     Args:
@@ -184,9 +201,9 @@ def quantization_aware(model, stream, margin=0.25, max_frames=20000, per_channel
     ]
     if refused:
         raise ValueError(
-            f"quantization_aware covers VanillaRNN, GRU, LSTM and LeakyReadout layers; "
-            f"{refused} are SSM or SpikingRNN, whose quantized state the TFLite converter "
-            "cannot take (it crashes): convert them post-training."
+            f"quantization_aware covers VanillaRNN, GRU, LSTM, SSM and LeakyReadout "
+            f"layers; {refused} are SpikingRNN, whose quantized state the TFLite "
+            "converter cannot take (it crashes): convert them post-training."
         )
     weights = "per_channel" if per_channel else "per_tensor"
 

@@ -161,18 +161,31 @@ class SSMCell(ResetFreeCell):
 
     def project_inputs(self, inputs):
         # [gamma * Re(u B), gamma * Im(u B), u]: everything that does not
-        # depend on the state, computed once for a whole sequence.
-        u = ops.matmul(inputs, self.input_kernel) + self.input_bias
+        # depend on the state, computed once for a whole sequence. Each
+        # `quantized` tensor is one the int8 step graph rounds (see
+        # ResetFreeCell): identities outside quantization-aware training.
+        q = self.quantized
+        inputs = q("input", inputs)
+        u = ops.matmul(inputs, self.quantized_weight(self.input_kernel))
+        u = q("input_fc", u + self.input_bias)
         lam_re, lam_im = self.eigenvalues()
         gamma = ops.sqrt(1.0 - (lam_re**2 + lam_im**2))
-        bu = ops.matmul(u, self.b) * ops.concatenate([gamma, gamma])
+        # gamma scales B's columns: the converter folds it into B's constant.
+        b = self.quantized_weight(self.b * ops.concatenate([gamma, gamma]))
+        bu = q("driven", ops.matmul(u, b))
         return ops.concatenate([bu, u], axis=-1)
 
     def _readout(self, state, u):
-        y = ops.matmul(state, self.c) + self.d * u
-        z = ops.matmul(y, self.glu_kernel) + self.glu_bias
-        value, gate = ops.split(z, 2, axis=-1)
-        return value * ops.sigmoid(gate)
+        q = self.quantized
+        y = q("state_fc", ops.matmul(state, self.quantized_weight(self.c)))
+        y = q("readout", y + q("skip", q("skip_weight", self.d) * u))
+        z = ops.matmul(y, self.quantized_weight(self.glu_kernel)) + self.glu_bias
+        value, gate = ops.split(q("glu_fc", z), 2, axis=-1)
+        return q("glu", value * q("gate", ops.sigmoid(gate)))
+
+    def fixed_ranges(self):
+        # TFLite's int8 LOGISTIC output: scale 1/256 from 0.
+        return {"gate": (0.0, 255.0 / 256.0)}
 
     def _split(self, projected):
         m = self.modes
@@ -182,10 +195,22 @@ class SSMCell(ResetFreeCell):
         bu_re, bu_im, u = self._split(projected)
         m = self.modes
         s_re, s_im = states[0][..., :m], states[0][..., m:]
+        q = self.quantized
         lam_re, lam_im = self.eigenvalues()
-        s_re, s_im = _complex_mul(lam_re, lam_im, s_re, s_im)
+        lam_re, lam_im = q("lambda_re", lam_re), q("lambda_im", lam_im)
+        # lambda * s, each product and sum as the int8 step rounds it.
+        rotated_re = q(
+            "rotated_re",
+            q("re_times_re", lam_re * s_re) - q("im_times_im", lam_im * s_im),
+        )
+        rotated_im = q(
+            "rotated_im",
+            q("re_times_im", lam_re * s_im) + q("im_times_re", lam_im * s_re),
+        )
+        # Both halves on the state's grid before they are joined (one scale).
         state = ops.concatenate(
-            [self.on_grid(0, s_re + bu_re), self.on_grid(0, s_im + bu_im)], axis=-1
+            [self.on_grid(0, rotated_re + bu_re), self.on_grid(0, rotated_im + bu_im)],
+            axis=-1,
         )
         return self._readout(state, u), [state]
 
