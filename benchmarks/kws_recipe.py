@@ -51,6 +51,7 @@ def config_from(args, **changes):
         segments_per_epoch=args.segments,
         seed=args.seed,
         mask=args.mask,
+        dropout=args.dropout,
     )
     if args.window:
         values["window"] = args.window
@@ -439,6 +440,12 @@ def main():
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
     parser.add_argument("--size", type=parse_size, default=default.size)
     parser.add_argument("--depth", type=int, default=default.depth)
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=default.dropout,
+        help="Dropout rate after each recurrent layer",
+    )
     parser.add_argument(
         "--max-epochs",
         type=int,

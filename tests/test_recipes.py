@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resetfree import datasets, recipes, streams
+from keras_resetfree import Streamer, datasets, recipes, streams
 from keras_resetfree.streams import Augmentation, Stream
 
 
@@ -38,6 +38,25 @@ def test_build_model_rejects_bad_arguments():
         recipes.build_model("gru", 13, 3, size="huge")
     with pytest.raises(ValueError, match="depth must be >= 1"):
         recipes.build_model("gru", 13, 3, depth=0)
+    with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\)"):
+        recipes.build_model("gru", 13, 3, dropout=1.0)
+    with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\)"):
+        recipes.RecipeConfig(dropout=-0.1)
+
+
+def test_dropout_trains_only_and_streams():
+    model = recipes.build_model("gru", 13, 3, size=8, depth=2, dropout=0.5)
+    dropouts = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)
+    ]
+    assert len(dropouts) == 2
+    x = np.random.default_rng(0).normal(size=(1, 40, 13)).astype("float32")
+    inference = _numpy(model(x))
+    assert not np.allclose(_numpy(model(x, training=True)), inference)
+    # The Streamer runs it frame by frame as the identity: the same logits.
+    np.testing.assert_allclose(
+        Streamer(model).run(x, chunk_size=7), inference, rtol=1e-4, atol=1e-5
+    )
 
 
 def _stream(labels_per_segment, noise_classes=(), frame_rate=50.0, length=20, gap=30):

@@ -54,8 +54,9 @@ def build_model(
     projection=None,
     normalization=None,
     name=None,
+    dropout=0.0,
 ):
-    """A per-frame classifier: [Normalization] -> [projection] -> recurrent x depth -> logits.
+    """A per-frame classifier: [Normalization] -> [projection] -> (recurrent [-> Dropout]) x depth -> logits.
 
     Args:
         family: one of `FAMILIES`.
@@ -68,6 +69,9 @@ def build_model(
             when the features are wider than the recurrent layer.
         normalization: None, a `keras.layers.Normalization` (adapted or
             not), or an array of training features to adapt one on.
+        dropout: rate of a `keras.layers.Dropout` after each recurrent
+            layer (training only; 0: none). It acts on each frame alone, so
+            the Streamer and the converter take it (as the identity).
         name: the model's name (default the family).
 
     Returns:
@@ -81,6 +85,8 @@ def build_model(
         raise ValueError(f"depth must be >= 1, got {depth}.")
     if projection is not None and int(projection) <= 0:
         raise ValueError(f"projection must be a width > 0 or None, got {projection}.")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     inputs = keras.Input((None, int(num_features)))
     x = inputs
     if normalization is not None:
@@ -93,6 +99,8 @@ def build_model(
         x = keras.layers.Dense(int(projection), name="projection")(x)
     for _ in range(int(depth)):
         x = _recurrent(family, units)(x)
+        if dropout:
+            x = keras.layers.Dropout(float(dropout))(x)
     if family == "spiking":
         logits = layers.LeakyReadout(int(num_classes))(x)
     else:

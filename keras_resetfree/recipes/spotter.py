@@ -38,7 +38,8 @@ class RecipeConfig:
         data: a folder in the Speech Commands layout (None: the shared clips).
         words: the keywords (folder names), in label order.
         unknown, silence: add the `_unknown_` and `_silence_` labels.
-        family, size, depth, projection: the model (`recipes.build_model`).
+        family, size, depth, projection, dropout: the model
+            (`recipes.build_model`).
         snr_db: `(min, max)` SNR of training and evaluation streams.
         mask: what marks the informative frames of the training streams
             (`streams.KeywordStream`): `"temporal_intensity"` (the paper's
@@ -68,6 +69,7 @@ class RecipeConfig:
     size: object = "medium"
     depth: int = 1
     projection: int = None
+    dropout: float = 0.0
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
     mask: str = "temporal_intensity"
     augmentation: object = field(default_factory=dict)
@@ -116,6 +118,8 @@ class RecipeConfig:
                 or value < 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         if self.calibration_hours <= 0:
             raise ValueError(
                 f"calibration_hours must be > 0, got {self.calibration_hours!r}."
@@ -286,6 +290,7 @@ def build_for_task(config, task, first_stream=None):
         depth=config.depth,
         projection=config.projection,
         normalization=first_stream.features,
+        dropout=config.dropout,
     )
 
 
