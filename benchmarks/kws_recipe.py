@@ -52,6 +52,7 @@ def config_from(args, **changes):
         seed=args.seed,
         mask=args.mask,
         dropout=args.dropout,
+        kl_weight=args.kl_weight,
     )
     if args.window:
         values["window"] = args.window
@@ -445,6 +446,12 @@ def main():
         type=float,
         default=default.dropout,
         help="Dropout rate after each recurrent layer",
+    )
+    parser.add_argument(
+        "--kl-weight",
+        type=float,
+        default=default.kl_weight,
+        help="weight of the KL-to-uniform term on noise frames (ResetFreeLoss)",
     )
     parser.add_argument(
         "--max-epochs",
