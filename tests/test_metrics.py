@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -101,6 +104,42 @@ def test_detection_scoring():
     assert len(metrics.detect(probs, smoothing_frames=3, refractory_frames=5)) > 3
     with pytest.raises(ValueError, match="frames, classes"):
         metrics.detect(probs[None])
+
+
+def _match_every_segment(detections, segments, tolerance):
+    """The plain scan of every segment per detection that benchmarks/bench_detection.py
+    times match_detections against."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_detection.py"
+    spec = importlib.util.spec_from_file_location("bench_detection", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.match_every_segment(detections, segments, tolerance)
+
+
+@pytest.mark.parametrize("overlapping", [False, True])
+def test_match_detections_equals_checking_every_segment(overlapping):
+    rng = np.random.default_rng(5)
+    for trial in range(20):
+        n = int(rng.integers(1, 60))
+        if overlapping:  # rows in any order, spans that overlap and nest
+            starts = rng.integers(0, 3000, n)
+            ends = starts + rng.integers(0, 300, n)
+        else:  # a stream: segments in order, gaps between them
+            ends = np.cumsum(rng.integers(20, 120, n))
+            starts = ends - rng.integers(1, 20, n)
+        segments = np.stack([starts, ends, rng.integers(0, 3, n)], axis=1)
+        frames = np.sort(
+            rng.integers(0, int(ends.max()) + 60, int(rng.integers(0, 200)))
+        )
+        detections = [
+            (int(f), int(c)) for f, c in zip(frames, rng.integers(0, 3, len(frames)))
+        ]
+        tolerance = int(rng.integers(0, 40))
+        got = metrics.match_detections(detections, segments, 1.0, tolerance)
+        want = _match_every_segment(detections, segments, tolerance)
+        assert (got.hits, got.false_alarms) == want, trial
+        assert got.hits + got.misses == n
+    assert metrics.match_detections([(3, 0)], np.zeros((0, 3)), 1.0).false_alarms == 1
 
 
 def test_stream_decision_accuracy():

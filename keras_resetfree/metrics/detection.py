@@ -122,21 +122,40 @@ def score_detections(
 
 def match_detections(detections, segments, hours, tolerance_frames=25):
     """`DetectionScores` of `detections` `(frame, class)` against `segments` (see
-    `score_detections`)."""
+    `score_detections`). Each detection, in order, hits the first segment (by row)
+    of its class that is not hit yet and spans its frame (up to `tolerance_frames`
+    after the end); otherwise it is a false alarm."""
     segments = np.asarray(segments).reshape(-1, 3)
     hit = np.zeros(len(segments), dtype=bool)
     false_alarms = 0
-    for frame, label in detections:
-        inside = (
-            (segments[:, 0] <= frame)
-            & (frame < segments[:, 1] + tolerance_frames)
-            & (segments[:, 2] == label)
-            & ~hit
-        )
-        if inside.any():
-            hit[np.flatnonzero(inside)[0]] = True
-        else:
-            false_alarms += 1
+    if len(segments) and len(detections):
+        # Only segments starting in (frame - reach, frame] can span a frame: look at
+        # those through the sorted starts, not at every segment per detection (a
+        # threshold sweep over hours of audio meets thousands of each).
+        order = np.argsort(segments[:, 0], kind="stable")
+        starts = segments[order, 0]
+        reach = int((segments[:, 1] + tolerance_frames - segments[:, 0]).max())
+        frames = np.asarray([frame for frame, _ in detections])
+        first = np.searchsorted(starts, frames - reach, side="right").tolist()
+        last = np.searchsorted(starts, frames, side="right").tolist()
+        order, ends = order.tolist(), (segments[:, 1] + tolerance_frames).tolist()
+        labels, taken = segments[:, 2].tolist(), hit.tolist()
+        for (frame, label), lo, hi in zip(detections, first, last):
+            match = min(
+                (
+                    j
+                    for j in order[lo:hi]
+                    if not taken[j] and labels[j] == label and frame < ends[j]
+                ),
+                default=None,
+            )
+            if match is None:
+                false_alarms += 1
+            else:
+                taken[match] = True
+        hit = np.asarray(taken, dtype=bool)
+    else:
+        false_alarms = len(detections)
     return DetectionScores(
         int(hit.sum()), int((~hit).sum()), false_alarms, hours, detections
     )
