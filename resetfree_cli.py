@@ -16,6 +16,7 @@ FAMILIES = ("vanilla_rnn", "gru", "lstm", "ssm", "spiking")
 SIZE_NAMES = ("tiny", "small", "base", "medium", "large")
 # The recipe's default size (`recipes.RecipeConfig.size`; a test checks they agree).
 DEFAULT_SIZE = "medium"
+CALIBRATION_HOURS = 2.0
 TASKS = ("kws", "fsdd", "smnist")
 # The weight quantization `convert` and `sketch` use unless told: the same as
 # `recipes.deploy.convert_spotter`'s default (a test checks they agree).
@@ -160,6 +161,10 @@ def main(argv=None):
     p.add_argument(
         "--target-false-alarms", type=float, default=5.0,
         help="false alarms per hour the detector is calibrated for (on the validation stream)",
+    )  # fmt: skip
+    p.add_argument(
+        "--calibration-hours", type=float, default=CALIBRATION_HOURS,
+        help="hours of never-reset validation audio the detector is calibrated on",
     )  # fmt: skip
     p.add_argument(
         "--plot", default=None, help="save a PNG of a piece of the test stream"

@@ -145,6 +145,7 @@ def demo(args):
         kl_weight=args.kl_weight,
         window=args.window,
         target_false_alarms_per_hour=args.target_false_alarms,
+        calibration_hours=args.calibration_hours,
         seed=args.seed,
     )
     spotter = recipes.train_spotter(config, task, verbose=2 if args.verbose else 0)

@@ -111,7 +111,8 @@ def test_demo_runs_small(capsys, tmp_path, monkeypatch):
     )  # the synthesized corpus is cached there
     code = main(
         ["demo", "--words", "yes", "no", "--per-word", "20", "--epochs", "1", "--train-segments", "40",
-         "--test-segments", "10", "--units", "8", "--plot", str(tmp_path / "stream.png")]
+         "--test-segments", "10", "--units", "8", "--calibration-hours", "0.1",
+         "--plot", str(tmp_path / "stream.png")]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
@@ -119,6 +120,7 @@ def test_demo_runs_small(capsys, tmp_path, monkeypatch):
         "never-reset test stream" in out
         and "acc_p" in out
         and "false alarms per hour" in out
+        and "on 0.1 h of validation audio" in out
     )
     difference = float(out.split("max |difference|")[1].split()[0])
     assert difference < 1e-4
@@ -138,3 +140,4 @@ def test_cli_defaults_agree_with_the_library():
     per_channel = inspect.signature(deploy.convert_spotter).parameters["per_channel"]
     assert (resetfree_cli.WEIGHT_SCALES == "per-channel") == per_channel.default
     assert resetfree_cli.DEFAULT_SIZE == recipes.RecipeConfig().size
+    assert resetfree_cli.CALIBRATION_HOURS == recipes.RecipeConfig().calibration_hours
