@@ -137,7 +137,47 @@ def recorded_stream(labels, sample_rate, frames, seed):
         count = int(count * 1.3) + 1
 
 
-def build(kernels, sketch, build_root, tflm_root):
+_REGISTRATION = re.compile(
+    r"^TFLMRegistration\*?\s+Register_([A-Z0-9_]+)\s*\(\s*\)\s*\{", re.M
+)
+
+
+def unused_kernels(tree, ops):
+    """The sources of `tree` that a model using only the builtin `ops` never links,
+    relative to `tree`: each kernel file that registers ops (`Register_X()`), none
+    of them used (nor a variant `X_...` of a used one), with its `*_common.cc`;
+    and the signal library (with the kissfft it wraps) when none of its ops is.
+    Leaving them out of the library saves most of its build time. Everything else
+    (helpers, the framework) is kept, so a wrong guess fails at link time."""
+    tree = Path(tree)
+    ops = {op.upper() for op in ops}
+    kernels = tree / "tensorflow/lite/micro/kernels"
+    registering = {}
+    for source in tree.rglob("*.cc"):
+        if source.parent.name in ("kernels", "cmsis_nn") and "kernels" in source.parts:
+            names = _REGISTRATION.findall(source.read_text(errors="replace"))
+            if names:
+                registering[source] = names
+    unused = set()
+    for source, names in registering.items():
+        if not any(
+            name == op or name.startswith(op + "_") for name in names for op in ops
+        ):
+            unused.add(source)
+            for folder in (source.parent, kernels):
+                if (folder / f"{source.stem}_common.cc").exists():
+                    unused.add(folder / f"{source.stem}_common.cc")
+    if all(
+        s in unused for s in registering if "signal" in s.relative_to(tree).parts[:1]
+    ):
+        for folder in ("signal", "third_party/kissfft"):
+            unused.update(
+                s for s in (tree / folder).rglob("*") if s.suffix in (".c", ".cc")
+            )
+    return sorted(str(s.relative_to(tree)) for s in unused)
+
+
+def build(kernels, sketch, build_root, tflm_root, ops):
     build_dir = build_root / kernels
     tree = Path(tflm_root) / kernels
     if not (tree / "tensorflow" / "lite" / "micro").is_dir():
@@ -148,6 +188,7 @@ def build(kernels, sketch, build_root, tflm_root):
     command = [
         "make", "-C", str(HERE), "app", f"KERNELS={kernels}", f"SKETCH={sketch}",
         f"BUILD={build_dir}", f"TFLM_TREE={tree}", f"-j{os.cpu_count() or 1}",
+        "EXCLUDE=" + " ".join(unused_kernels(tree, ops)),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -281,7 +322,7 @@ def main(argv=None):
     results = {"frames": len(standardized), "source": source, "builds": {}}
     outputs = {}
     for kernels in args.kernels:
-        elf, flash, ram = build(kernels, work, build_root, args.tflm_dir)
+        elf, flash, ram = build(kernels, work, build_root, args.tflm_dir, report.ops)
         stdout, raw = run(elf, 0, frames_payload, len(standardized), timeout=1200)
         arena_used = int(re.search(r"arena_used (\d+)", stdout).group(1))
         got = np.frombuffer(raw, output_dtype).reshape(len(standardized), -1)
