@@ -8,6 +8,10 @@ BACKENDS ?= tensorflow jax torch
 # machine; install this CPU build first so the extra's range is satisfied.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+SLOW_BACKENDS ?= tensorflow
+# pytest-xdist workers, one per core up to 4 (each holds a backend in memory);
+# a test file stays on one worker, so its module fixtures are built once.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 # The ARM toolchain and emulator for `make mcu-test` (Debian / Ubuntu packages).
 MCU_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
@@ -31,10 +35,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Tests marked `slow` (end-to-end runs, searches, long streams) run on the
+# backends in SLOW_BACKENDS only; every other test runs on all of BACKENDS.
 test: lint
 	@for backend in $(BACKENDS); do \
-		echo "=== KERAS_BACKEND=$$backend ==="; \
-		KERAS_BACKEND=$$backend TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || exit 1; \
+		case " $(SLOW_BACKENDS) " in *" $$backend "*) marks="";; *) marks="not slow";; esac; \
+		echo "=== KERAS_BACKEND=$$backend $${marks:+(-m '$$marks')} ==="; \
+		KERAS_BACKEND=$$backend TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "$$marks" $(PYTEST_ARGS) || exit 1; \
 	done
 
 # The exported model on a Cortex-M4 build of TFLite Micro under QEMU (mcu/check.py);

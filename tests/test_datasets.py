@@ -201,6 +201,7 @@ def test_file_cut_inside_its_data_chunk_and_float_pcm_scale_raise(tmp_path):
     assert np.abs(datasets.load_audio(loud)[0]).max() == pytest.approx(1.2, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_synthesizer_cache_survives_damage_races_and_failed_writes(tmp_path):
     import subprocess
     import sys

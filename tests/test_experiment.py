@@ -11,6 +11,7 @@ def smnist(shared_data):
     return experiment.load_task("smnist", "smoke")
 
 
+@pytest.mark.slow
 def test_protocol_runs_every_method_and_mode(smnist, tmp_path):
     out = tmp_path / "result.json"
     result = experiment.run(

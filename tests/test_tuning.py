@@ -76,6 +76,7 @@ def test_search_resumes_without_losing_trials(data, tmp_path):
     assert len(after) == 3 and all(after[k] == v for k, v in done.items())
 
 
+@pytest.mark.slow
 def test_hyperband_and_bayesian_run_unchanged(data, tmp_path):
     for tuner_class, extra in (
         (keras_tuner.Hyperband, {"max_epochs": 2, "hyperband_iterations": 1}),
@@ -99,6 +100,7 @@ def test_threshold_search_needs_intensity(data):
         tuning.ResetFreeHyperModel(truth_stream, truth_stream, num_classes=3)
 
 
+@pytest.mark.slow
 def test_same_seed_same_search(data, tmp_path):
     def search(folder):
         tuner = keras_tuner.RandomSearch(
@@ -123,6 +125,7 @@ def test_same_seed_same_search(data, tmp_path):
     np.testing.assert_allclose([s for _, s in first], [s for _, s in second], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tune_command(shared_data, tmp_path, capsys):
     from resetfree_cli import main
 
