@@ -56,8 +56,19 @@ class RingPhase(keras.initializers.Initializer):
         return {"max_phase": self.max_phase, "seed": self.seed}
 
 
-def _complex_mul(a_re, a_im, b_re, b_im):
-    return a_re * b_re - a_im * b_im, a_re * b_im + a_im * b_re
+def _complex_mul(a_re, a_im, b_re, b_im, rounded=lambda name, x: x):
+    """`(a_re + i a_im) (b_re + i b_im)` as `(re, im)`. `rounded(name, x)` puts each
+    product and sum on its grid where the int8 step rounds them (`SSMCell.step`
+    passes its `quantized`); the identity elsewhere."""
+    re = rounded(
+        "rotated_re",
+        rounded("re_times_re", a_re * b_re) - rounded("im_times_im", a_im * b_im),
+    )
+    im = rounded(
+        "rotated_im",
+        rounded("re_times_im", a_re * b_im) + rounded("im_times_re", a_im * b_re),
+    )
+    return re, im
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -199,14 +210,7 @@ class SSMCell(ResetFreeCell):
         lam_re, lam_im = self.eigenvalues()
         lam_re, lam_im = q("lambda_re", lam_re), q("lambda_im", lam_im)
         # lambda * s, each product and sum as the int8 step rounds it.
-        rotated_re = q(
-            "rotated_re",
-            q("re_times_re", lam_re * s_re) - q("im_times_im", lam_im * s_im),
-        )
-        rotated_im = q(
-            "rotated_im",
-            q("re_times_im", lam_re * s_im) + q("im_times_re", lam_im * s_re),
-        )
+        rotated_re, rotated_im = _complex_mul(lam_re, lam_im, s_re, s_im, q)
         # Both halves on the state's grid before they are joined (one scale).
         state = ops.concatenate(
             [self.on_grid(0, rotated_re + bu_re), self.on_grid(0, rotated_im + bu_im)],
