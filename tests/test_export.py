@@ -12,6 +12,13 @@ pytest.importorskip(
     "tflite_micro", reason="the tflm extra (tflite-micro) is not installed"
 )
 ON_TF = keras.backend.backend() == "tensorflow"
+# Off TensorFlow the converter runs in a TensorFlow subprocess: these conversion
+# variants repeat what TensorFlow's run checks in-process, and test_cli_convert
+# and test_int8_agreement_per_family cover the subprocess path on every backend.
+
+
+def slow_off_tensorflow(test):
+    return test if ON_TF else pytest.mark.slow(test)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +93,7 @@ def test_int8_agrees_with_float(trained):
 
 
 @pytest.mark.parametrize("quantize", ["int8", "int16x8"] if ON_TF else ["int8"])
+@slow_off_tensorflow
 def test_quantized_external_state_agrees_with_float(quantize, standardized):
     # The converted model orders its inputs by name (state_0, ..., x); the
     # calibration samples must follow it, or calibration fails (it did).
@@ -168,6 +176,7 @@ def test_int8_agreement_per_family(name, standardized):
         assert agreement >= 0.99
 
 
+@slow_off_tensorflow
 def test_int16x8_runs_in_tflm_and_refuses_spiking(standardized):
     stream, apply, test = standardized
     model, features, reference = _train_classifier("gru", standardized)
@@ -370,6 +379,7 @@ def test_c_array_and_stepper_refuse_what_is_not_a_model(tmp_path):
 
 
 @pytest.mark.parametrize("quantize", ["int8", "int16x8"] if ON_TF else ["int8"])
+@slow_off_tensorflow
 def test_per_tensor_weights_save_flash_and_agree(quantize, standardized):
     stream, apply, test = standardized
     model, features, reference = _train_classifier("gru", standardized)
