@@ -142,38 +142,52 @@ _REGISTRATION = re.compile(
 )
 
 
-def unused_kernels(tree, ops):
-    """The sources of `tree` that a model using only the builtin `ops` never links,
-    relative to `tree`: each kernel file that registers ops (`Register_X()`), none
-    of them used (nor a variant `X_...` of a used one), with its `*_common.cc`;
-    and the signal library (with the kissfft it wraps) when none of its ops is.
-    Leaving them out of the library saves most of its build time. Everything else
-    (helpers, the framework) is kept, so a wrong guess fails at link time."""
+# TFLite Micro's test support, which no application links.
+_TEST_SUPPORT = [
+    f"tensorflow/lite/micro/{name}.cc"
+    for name in (
+        "fake_micro_context", "mock_micro_graph", "test_helpers", "test_helper_custom_ops",
+        "kernels/kernel_runner", "recording_micro_allocator",
+        "arena_allocator/recording_single_arena_buffer_allocator",
+    )
+]  # fmt: skip
+
+
+def unneeded_sources(tree, ops):
+    """The sources of `tree` that an application running a model of the builtin
+    `ops` never links, relative to `tree`: each kernel file that registers ops
+    (`Register_X()`), none of them used, with its helpers (`X_*.cc` beside it or
+    in micro/kernels that register nothing); the signal library (with the kissfft
+    it wraps) when none of its ops is used; and TFLite Micro's test support.
+    Leaving them out of the library saves most of its build time. Everything
+    else is kept, so a wrong guess fails at link time, not silently."""
     tree = Path(tree)
     ops = {op.upper() for op in ops}
     kernels = tree / "tensorflow/lite/micro/kernels"
     registering = {}
     for source in tree.rglob("*.cc"):
         if source.parent.name in ("kernels", "cmsis_nn") and "kernels" in source.parts:
-            names = _REGISTRATION.findall(source.read_text(errors="replace"))
-            if names:
-                registering[source] = names
-    unused = set()
-    for source, names in registering.items():
-        if not any(
-            name == op or name.startswith(op + "_") for name in names for op in ops
-        ):
-            unused.add(source)
-            for folder in (source.parent, kernels):
-                if (folder / f"{source.stem}_common.cc").exists():
-                    unused.add(folder / f"{source.stem}_common.cc")
+            registering[source] = _REGISTRATION.findall(
+                source.read_text(errors="replace")
+            )
+    unused = {s for s, names in registering.items() if names and not ops & set(names)}
+    for source in list(unused):
+        for folder in (source.parent, kernels):
+            unused.update(
+                helper
+                for helper in folder.glob(f"{source.stem}_*.cc")
+                if not registering.get(helper)
+            )
     if all(
-        s in unused for s in registering if "signal" in s.relative_to(tree).parts[:1]
+        s in unused
+        for s, names in registering.items()
+        if names and s.is_relative_to(tree / "signal")
     ):
         for folder in ("signal", "third_party/kissfft"):
             unused.update(
                 s for s in (tree / folder).rglob("*") if s.suffix in (".c", ".cc")
             )
+    unused.update(tree / name for name in _TEST_SUPPORT if (tree / name).exists())
     return sorted(str(s.relative_to(tree)) for s in unused)
 
 
@@ -188,7 +202,7 @@ def build(kernels, sketch, build_root, tflm_root, ops):
     command = [
         "make", "-C", str(HERE), "app", f"KERNELS={kernels}", f"SKETCH={sketch}",
         f"BUILD={build_dir}", f"TFLM_TREE={tree}", f"-j{os.cpu_count() or 1}",
-        "EXCLUDE=" + " ".join(unused_kernels(tree, ops)),
+        "EXCLUDE=" + " ".join(unneeded_sources(tree, ops)),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
