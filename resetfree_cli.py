@@ -39,6 +39,17 @@ def parse_size(text):
     return value
 
 
+def positive_float(text):
+    """A value that must be a number > 0 (hours of audio, say)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
+    return value
+
+
 def _weight_scales_option(parser):
     parser.add_argument(
         "--weight-scales",
@@ -163,7 +174,7 @@ def main(argv=None):
         help="false alarms per hour the detector is calibrated for (on the validation stream)",
     )  # fmt: skip
     p.add_argument(
-        "--calibration-hours", type=float, default=CALIBRATION_HOURS,
+        "--calibration-hours", type=positive_float, default=CALIBRATION_HOURS,
         help="hours of never-reset validation audio the detector is calibrated on",
     )  # fmt: skip
     p.add_argument(

@@ -436,6 +436,10 @@ def test_cli_errors_name_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--size", "huge", "--out", str(tmp_path / "x")])
     assert "a size name" in capsys.readouterr().err
+    for hours in ("0", "nan", "-1", "two"):
+        with pytest.raises(SystemExit):
+            main(["demo", "--calibration-hours", hours])
+        assert "--calibration-hours" in capsys.readouterr().err
 
 
 def test_silence_threshold_is_calibrated_on_validation():
