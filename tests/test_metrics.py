@@ -1,3 +1,4 @@
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -106,14 +107,15 @@ def test_detection_scoring():
         metrics.detect(probs[None])
 
 
-def _match_every_segment(detections, segments, tolerance):
+@functools.cache
+def _match_every_segment():
     """The plain scan of every segment per detection that benchmarks/bench_detection.py
     times match_detections against."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_detection.py"
     spec = importlib.util.spec_from_file_location("bench_detection", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.match_every_segment(detections, segments, tolerance)
+    return module.match_every_segment
 
 
 @pytest.mark.parametrize("overlapping", [False, True])
@@ -136,7 +138,7 @@ def test_match_detections_equals_checking_every_segment(overlapping):
         ]
         tolerance = int(rng.integers(0, 40))
         got = metrics.match_detections(detections, segments, 1.0, tolerance)
-        want = _match_every_segment(detections, segments, tolerance)
+        want = _match_every_segment()(detections, segments, tolerance)
         assert (got.hits, got.false_alarms) == want, trial
         assert got.hits + got.misses == n
     assert metrics.match_detections([(3, 0)], np.zeros((0, 3)), 1.0).false_alarms == 1
