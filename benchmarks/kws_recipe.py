@@ -7,6 +7,8 @@
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py drift --families vanilla_rnn gru
                                      # never reset against a reset at every word, per family
     python benchmarks/kws_recipe.py labels   # the training labels of each mask, per SNR band
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py limits --load my_spotter
+                                     # training vs held-out speakers, per SNR band, oracle resets
 
 `recipe` trains the recipe's default (`keras_resetfree.recipes.RecipeConfig`)
 on the speaker split of ../shared/data/speech_commands (12 labels), then on
@@ -104,6 +106,16 @@ def recipe(args):
     start = time.perf_counter()
     config = config_from(args, evaluation_segments=args.test_segments)
     task = config.keyword_task()
+    if args.mfcc_coefficients:
+        if args.save:
+            raise SystemExit(
+                "--save keeps the recipe's features; --mfcc-coefficients is for measuring only."
+            )
+        from keras_resetfree import features
+
+        task.features = features.MFCC(
+            task.sample_rate, num_coefficients=args.mfcc_coefficients
+        )
     spotter = recipes.train_spotter(config, task, verbose=2)
     recipe_seconds = time.perf_counter() - start
     test = task.evaluation_stream("test")
@@ -363,6 +375,86 @@ def drift(args):
     )
 
 
+def limits(args):
+    """What limits a spotter's accuracy, told apart on one model: never-reset streams (no
+    augmentation, 0-20 dB) of the speakers it trained on, the validation speakers and the
+    test speakers; the test speakers per SNR band and almost clean; and the test stream
+    with an oracle reset at every utterance start."""
+    if args.load:
+        spotter = recipes.Spotter.load(args.load)
+        config = spotter.config
+    else:
+        config = config_from(args)
+        spotter = recipes.train_spotter(config, config.keyword_task(), verbose=2)
+    task = dataclasses.replace(
+        config.keyword_task(), evaluation_segments=args.test_segments
+    )
+    print(
+        f"{config.family} size {config.size} depth {config.depth}, seed {config.seed}: "
+        f"{spotter.model.count_params():,} parameters; {args.test_segments} utterances per stream\n"
+        "\n| stream (never reset unless said) | segment accuracy | acc_p | FRR of the calibrated "
+        "detector |\n|---|---|---|---|"
+    )
+    variants = {
+        f"{split} speakers, {task.snr_db[0]:g}-{task.snr_db[1]:g} dB": (task, split)
+        for split in ("train", "validation", "test")
+    }
+    for low, high in ((0, 5), (5, 10), (10, 15), (15, 20), (40, 40)):
+        band = f"{low}-{high} dB" if low < high else f"{low} dB (almost clean)"
+        variants[f"test speakers, {band}"] = (
+            dataclasses.replace(task, snr_db=(low, high)),
+            "test",
+        )
+    variants["test speakers, reset at every utterance (oracle)"] = (task, "test")
+    results, test, test_probs = {}, None, None
+    for name, (variant, split) in variants.items():
+        # The oracle row runs the 0-20 dB test stream (built two rows before) again.
+        oracle = "oracle" in name
+        stream = test if oracle else variant.evaluation_stream(split)
+        resets = stream.segments[:, 0] if oracle else ()
+        probs = recipes.probabilities(
+            recipes.stream_logits(spotter.model, stream.features, reset_frames=resets)
+        )
+        if variant is task and split == "test" and not oracle:
+            test, test_probs = stream, probs
+        s = recipes.score(probs, stream, spotter.detector, curve=False)
+        results[name] = s
+        print(
+            f"| {name} | {100 * s['segment_accuracy']:.1f} % | {100 * s['acc_p']:.1f} % | "
+            f"{100 * s['false_reject_rate']:.1f} % at {s['false_alarms_per_hour']:.1f} FA/h |",
+            flush=True,
+        )
+    # Which labels the test speakers' utterances (0-20 dB, never reset) are taken for.
+    predicted = recipes.segment_predictions(
+        test_probs, test, spotter.detector.silence_threshold
+    )
+    truth = test.segments[:, 2]
+    names = spotter.label_names
+    print(
+        "\n| test utterances of | utterances | recognised | most often taken for |"
+        "\n|---|---|---|---|"
+    )
+    confusion = {}
+    for label, word in enumerate(names):
+        got = predicted[truth == label]
+        if not len(got):
+            continue
+        wrong = got[got != label]
+        counts = np.bincount(wrong, minlength=len(names))
+        top = np.argsort(counts)[::-1][:2]
+        taken = ", ".join(
+            f"{names[t]} {100 * counts[t] / len(got):.0f} %" for t in top if counts[t]
+        )
+        confusion[word] = np.bincount(got, minlength=len(names)).tolist()
+        print(
+            f"| {word} | {len(got)} | {100 * np.mean(got == label):.1f} % | {taken or '-'} |"
+        )
+    results["test confusion (rows: truth, columns: predicted)"] = confusion
+    RESULTS.mkdir(exist_ok=True)
+    name = args.name or "kws_limits"
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1, default=float))
+
+
 def labels(args):
     """How each mask labels the training utterances against the `"speech"` mask (speech in
     the clean clip, and the 0.16 s after it), per SNR band: the share of an utterance's
@@ -435,7 +527,8 @@ def data(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "mode", choices=["recipe", "ablation", "sizes", "data", "drift", "labels"]
+        "mode",
+        choices=["recipe", "ablation", "sizes", "data", "drift", "labels", "limits"],
     )
     default = recipes.RecipeConfig()
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
@@ -484,6 +577,11 @@ def main():
     parser.add_argument(
         "--save", default=None, help="recipe mode: also write the spotter folder"
     )
+    parser.add_argument(
+        "--load",
+        default=None,
+        help="limits mode: a spotter folder (--save, resetfree train) instead of training one",
+    )
     parser.add_argument("--no-augment", action="store_true", help="no augmentation")
     parser.add_argument(
         "--name",
@@ -499,6 +597,12 @@ def main():
         default=default.mask,
         choices=recipes.MASKS,
         help="what labels the training streams' informative frames",
+    )
+    parser.add_argument(
+        "--mfcc-coefficients",
+        type=int,
+        default=None,
+        help="recipe mode: MFCC coefficients of every stream (of 40 mel bins; the recipe's: 13)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -516,6 +620,7 @@ def main():
         "data": data,
         "drift": drift,
         "labels": labels,
+        "limits": limits,
     }
     modes[args.mode](args)
 

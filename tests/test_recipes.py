@@ -477,9 +477,15 @@ def test_bad_task_and_calibration_arguments(tmp_path):
         ["word"],
     )
     with pytest.raises(
-        ValueError, match="split must be 'validation' or 'test', got 'train'"
+        ValueError, match="split must be 'validation', 'test' or 'train', got 'dev'"
     ):
-        task.evaluation_stream("train")
+        task.evaluation_stream("dev")
+    # The training speakers as an evaluation stream: fixed, not a fresh epoch.
+    fitted = task.evaluation_stream("train", 3)
+    assert len(fitted.segments) == 3
+    np.testing.assert_array_equal(
+        fitted.features, task.evaluation_stream("train", 3).features
+    )
     with pytest.raises(ValueError, match="no _unknown_ or _silence_ class"):
         task.false_alarm_stream()
     with pytest.raises(ValueError, match="calibration_hours must be > 0"):

@@ -109,10 +109,15 @@ class KeywordTask:
         )
 
     def evaluation_stream(self, split="test", num_segments=None, seed_offset=0):
-        """A never-reset `validation` or `test` stream, no augmentation, mask from the input."""
-        if split not in ("validation", "test"):
-            raise ValueError(f"split must be 'validation' or 'test', got {split!r}.")
-        offset = {"validation": 1, "test": 2}[split] + seed_offset
+        """A never-reset stream of `split`'s speakers and noise, no augmentation, mask from
+        the input: `validation` or `test`, or `train` to measure how well a model fits the
+        speakers it trained on (built like the others, not like a training epoch)."""
+        offsets = {"validation": 1, "test": 2, "train": 3}
+        if split not in offsets:
+            raise ValueError(
+                f"split must be 'validation', 'test' or 'train', got {split!r}."
+            )
+        offset = offsets[split] + seed_offset
         return self._stream(
             split, num_segments or self.evaluation_segments, self.seed + offset
         )
