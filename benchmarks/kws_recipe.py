@@ -55,6 +55,7 @@ def config_from(args, **changes):
         mask=args.mask,
         dropout=args.dropout,
         kl_weight=args.kl_weight,
+        weight_average=args.weight_average,
     )
     if args.window:
         values["window"] = args.window
@@ -545,6 +546,12 @@ def main():
         type=float,
         default=default.kl_weight,
         help="weight of the KL-to-uniform term on noise frames (ResetFreeLoss)",
+    )
+    parser.add_argument(
+        "--weight-average",
+        type=float,
+        default=default.weight_average,
+        help="momentum of a moving average of the weights, 0 for none",
     )
     parser.add_argument(
         "--max-epochs",

@@ -225,6 +225,57 @@ def test_stream_validation_logs_scores_keeps_best_and_stops():
         np.testing.assert_array_equal(got, want)
 
 
+def test_fit_with_weight_average_keeps_the_averaged_weights():
+    rate = 16000
+    t = np.arange(rate // 2) / rate
+    waves = [(0.5 * np.sin(2 * np.pi * f * t)).astype("float32") for f in (300, 900)]
+    words = datasets.AudioDataset(
+        waves, np.array([0, 1]), ["low", "high"], ["s", "s"], ["", ""], rate
+    )
+    task = recipes.KeywordTask(
+        {"train": words, "validation": words, "test": words},
+        recipes.split_noise(None),
+        ["low", "high"],
+        segments_per_epoch=6,
+        evaluation_segments=4,
+        augmentation=Augmentation.none(),
+    )
+
+    class Seen(keras.callbacks.Callback):
+        # Runs after SwapEMAWeights and StreamValidation: sees what validation scored.
+        def __init__(self):
+            super().__init__()
+            self.scored = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.scored.append(self.model.get_weights())
+
+    def run(weight_average):
+        keras.utils.set_random_seed(0)
+        model = recipes.build_model("gru", 13, 2, size=4)
+        seen = Seen()
+        recipes.fit(
+            model, task, max_epochs=2, window=40, batch_size=2, verbose=0,
+            weight_average=weight_average, callbacks=[seen],
+        )  # fmt: skip
+        return model, seen.scored
+
+    plain, plain_scored = run(0.0)
+    model, scored = run(0.5)
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.5
+    assert not plain.optimizer.use_ema
+    # The same seed trains the same raw weights; validation scored their
+    # average, not them (epoch 0: the first steps moved the weights).
+    assert any(not np.allclose(a, b) for a, b in zip(scored[0], plain_scored[0]))
+    # The weights fit returns are those of a scored epoch.
+    final = model.get_weights()
+    assert any(all(np.allclose(a, b) for a, b in zip(final, e)) for e in scored)
+    with pytest.raises(ValueError, match="weight_average must be in"):
+        recipes.fit(model, task, max_epochs=1, weight_average=1.0)
+    with pytest.raises(ValueError, match="weight_average must be in"):
+        recipes.RecipeConfig(weight_average=-0.1)
+
+
 def test_pieces_match_separate_streamers():
     model = recipes.build_model("gru", 3, 2, size=4)
     features = np.random.default_rng(1).normal(size=(230, 3)).astype("float32")

@@ -54,6 +54,8 @@ class RecipeConfig:
         evaluation_segments: utterances in the validation and test streams.
         max_epochs, patience: the convergence budget (`recipes.fit`).
         learning_rate, kl_weight, window, batch_size: training.
+        weight_average: the momentum of a moving average of the weights
+            (`recipes.fit`), or 0 for none.
         target_false_alarms_per_hour: the detector is calibrated on the
             validation speakers for this rate.
         calibration_hours: hours of never-reset validation audio the detector
@@ -81,6 +83,7 @@ class RecipeConfig:
     kl_weight: float = 1.0
     window: int = 200
     batch_size: int = 32
+    weight_average: float = 0.0
     target_false_alarms_per_hour: float = 5.0
     calibration_hours: float = 2.0
     seed: int = 0
@@ -118,8 +121,10 @@ class RecipeConfig:
                 or value < 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        for name in ("dropout", "weight_average"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
         if self.calibration_hours <= 0:
             raise ValueError(
                 f"calibration_hours must be > 0, got {self.calibration_hours!r}."
@@ -325,6 +330,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
         batch_size=config.batch_size,
         verbose=verbose,
         first_stream=first_stream,
+        weight_average=config.weight_average,
     )
     epochs = len(history.history.get("loss", []))
     spotter = Spotter(model, list(task.label_names), None, config)

@@ -136,6 +136,7 @@ def fit(
     callbacks=(),
     first_stream=None,
     keep_start=False,
+    weight_average=0.0,
 ):
     """Trains `model` on `task` (a `KeywordTask`) with `ResetFreeLoss` until it converges.
 
@@ -150,6 +151,10 @@ def fit(
     `first_stream`: `task.train_stream(0)` if already built. `keep_start`:
     score the starting weights on the validation stream too, and keep them
     unless an epoch beats them (for fine-tuning a trained model).
+    `weight_average`: if > 0, the momentum of an exponential moving average
+    of the weights, updated after every step (Keras's `use_ema`); each
+    epoch's validation scores, the weights kept and the weights returned
+    are the averaged ones (`keras.callbacks.SwapEMAWeights`).
 
     Returns:
         `(history, seconds)`: the `keras.callbacks.History` (with the `val_`
@@ -172,11 +177,23 @@ def fit(
         augmentation=task.augmentation,
     )
     validation = task.evaluation_stream("validation", validation_segments)
+    if not 0.0 <= weight_average < 1.0:
+        raise ValueError(f"weight_average must be in [0, 1), got {weight_average!r}.")
+    averaged = weight_average > 0
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+        optimizer=keras.optimizers.Adam(
+            learning_rate,
+            clipnorm=1.0,
+            use_ema=averaged,
+            ema_momentum=weight_average if averaged else 0.99,
+        ),
         loss=ResetFreeLoss(kl_weight=kl_weight, from_logits=True),
     )
+    # The averaged weights are swapped in at each epoch's end, before the
+    # validation stream scores them, and out again as the next epoch begins.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if averaged else []
     callbacks = [
+        *swap,
         StreamValidation(validation, monitor, patience, score_start=keep_start),
         keras.callbacks.ReduceLROnPlateau(
             monitor,
