@@ -225,6 +225,27 @@ def test_stream_validation_logs_scores_keeps_best_and_stops():
         np.testing.assert_array_equal(got, want)
 
 
+def test_task_noise_rms_sets_the_noise_level():
+    rate = 16000
+    wave = (0.5 * np.sin(np.arange(rate // 2) / 5.0)).astype("float32")
+    words = datasets.AudioDataset([wave], np.array([0]), ["word"], ["s"], [""], rate)
+    hiss = [np.random.default_rng(0).normal(size=rate * 20).astype("float32")]
+
+    def gaps(noise_rms):
+        task = recipes.KeywordTask(
+            {"train": words, "validation": words, "test": words},
+            recipes.split_noise(hiss),
+            ["word"],
+            noise_rms=noise_rms,
+        )
+        stream = task.evaluation_stream("test", 3)
+        # The first MFCC coefficient follows the log energy of a frame.
+        return stream.features[stream.mask == 0, 0].mean()
+
+    # 20 dB less noise: lower log energy in the gaps between utterances.
+    assert gaps(0.001) < gaps(0.01) - 2.0
+
+
 def test_fit_with_weight_average_keeps_the_averaged_weights():
     rate = 16000
     t = np.arange(rate // 2) / rate
