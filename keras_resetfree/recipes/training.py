@@ -160,6 +160,8 @@ def fit(
         `(history, seconds)`: the `keras.callbacks.History` (with the `val_`
         stream scores of every epoch) and the wall time.
     """
+    if not 0.0 <= weight_average < 1.0:
+        raise ValueError(f"weight_average must be in [0, 1), got {weight_average!r}.")
     start = time.perf_counter()
 
     def training_stream(epoch):
@@ -177,8 +179,6 @@ def fit(
         augmentation=task.augmentation,
     )
     validation = task.evaluation_stream("validation", validation_segments)
-    if not 0.0 <= weight_average < 1.0:
-        raise ValueError(f"weight_average must be in [0, 1), got {weight_average!r}.")
     averaged = weight_average > 0
     model.compile(
         optimizer=keras.optimizers.Adam(
