@@ -84,6 +84,16 @@ def _stream(labels_per_segment, noise_classes=(), frame_rate=50.0, length=20, ga
     )
 
 
+def _tones(frequencies, label_names, speakers, rate=16000):
+    """A dataset of one 0.5 s sine clip per label, at the given frequencies."""
+    t = np.arange(rate // 2) / rate
+    waves = [(0.5 * np.sin(2 * np.pi * f * t)).astype("float32") for f in frequencies]
+    labels = np.arange(len(waves))
+    return datasets.AudioDataset(
+        waves, labels, label_names, speakers, [""] * len(waves), rate
+    )
+
+
 def _probs_for(stream, predicted, peak=0.9):
     """Uniform posteriors, and `peak` on `predicted[i]` over segment i (None: stay uniform)."""
     probs = np.full((len(stream), 4), 0.25)
@@ -247,12 +257,7 @@ def test_task_noise_rms_sets_the_noise_level():
 
 
 def test_fit_with_weight_average_keeps_the_averaged_weights():
-    rate = 16000
-    t = np.arange(rate // 2) / rate
-    waves = [(0.5 * np.sin(2 * np.pi * f * t)).astype("float32") for f in (300, 900)]
-    words = datasets.AudioDataset(
-        waves, np.array([0, 1]), ["low", "high"], ["s", "s"], ["", ""], rate
-    )
+    words = _tones((300, 900), ["low", "high"], ["s", "s"])
     task = recipes.KeywordTask(
         {"train": words, "validation": words, "test": words},
         recipes.split_noise(None),
@@ -371,12 +376,7 @@ def test_the_documented_config_file_loads(tmp_path):
 
 
 def test_keyword_stream_noise_classes_are_noise_frames_but_scored_segments():
-    rate = 16000
-    t = np.arange(rate // 2) / rate
-    waves = [(0.5 * np.sin(2 * np.pi * f * t)).astype("float32") for f in (500, 900)]
-    dataset = datasets.AudioDataset(
-        waves, np.array([0, 1]), ["word", "_silence_"], ["s1", "s2"], ["", ""], rate
-    )
+    dataset = _tones((500, 900), ["word", "_silence_"], ["s1", "s2"])
     stream = streams.KeywordStream(
         dataset, num_segments=12, noise_classes=(1,), seed=0
     ).build()
@@ -389,7 +389,7 @@ def test_keyword_stream_noise_classes_are_noise_frames_but_scored_segments():
     for a, b, _ in silence:
         assert (relabelled.labels[a:b] == -1).all()
     silent = datasets.AudioDataset(
-        [np.zeros(800, "float32")], np.array([0]), ["w"], ["s"], ["quiet.wav"], rate
+        [np.zeros(800, "float32")], np.array([0]), ["w"], ["s"], ["quiet.wav"], 16000
     )
     with pytest.raises(ValueError, match=r"quiet.wav.*silent"):
         streams.KeywordStream(silent, num_segments=1).build()
