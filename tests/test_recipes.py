@@ -254,6 +254,8 @@ def test_task_noise_rms_sets_the_noise_level():
 
     # 20 dB less noise: lower log energy in the gaps between utterances.
     assert gaps(0.001) < gaps(0.01) - 2.0
+    with pytest.raises(ValueError, match="noise_rms must be > 0 and finite, got 0.0"):
+        gaps(0.0)
 
 
 def test_fit_with_weight_average_keeps_the_averaged_weights():

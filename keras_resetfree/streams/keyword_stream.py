@@ -153,6 +153,8 @@ class KeywordStream:
         if self.gap_seconds[0] < 0:
             raise ValueError(f"gap_seconds must be >= 0, got {self.gap_seconds}.")
         self.noise_rms = float(noise_rms)
+        if not math.isfinite(self.noise_rms) or self.noise_rms <= 0:
+            raise ValueError(f"noise_rms must be > 0 and finite, got {noise_rms!r}.")
         self.features = features or feature_layers.MFCC(self.sample_rate)
         rate = getattr(self.features, "sample_rate", None)
         if rate is not None and int(rate) != int(self.sample_rate):
