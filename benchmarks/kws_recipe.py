@@ -56,6 +56,7 @@ def config_from(args, **changes):
         dropout=args.dropout,
         kl_weight=args.kl_weight,
         weight_average=args.weight_average,
+        train_snr_db=args.train_snr_db,
     )
     if args.window:
         values["window"] = args.window
@@ -387,6 +388,8 @@ def limits(args):
     else:
         config = config_from(args)
         spotter = recipes.train_spotter(config, config.keyword_task(), verbose=2)
+        if args.save:
+            spotter.save(args.save)
     task = dataclasses.replace(
         config.keyword_task(), evaluation_segments=args.test_segments
     )
@@ -405,10 +408,10 @@ def limits(args):
             dataclasses.replace(task, snr_db=(low, high)),
             "test",
         )
-    # Speech at the level of the 20 dB streams, with the noise 20 dB lower. (With
-    # the noise at its usual level, speech 40 dB above it would clip.)
+    # Speech at the level of the 20 dB streams, with the noise 20 dB lower
+    # (`streams.KeywordStream` lowers the noise above 20 dB).
     variants["test speakers, 40 dB (almost clean)"] = (
-        dataclasses.replace(task, snr_db=(40, 40), noise_rms=task.noise_rms / 10),
+        dataclasses.replace(task, snr_db=(40, 40)),
         "test",
     )
     variants["test speakers, reset at every utterance (oracle)"] = (task, "test")
@@ -587,7 +590,9 @@ def main():
     parser.add_argument("--depths", nargs="+", type=int, default=[1])
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0])
     parser.add_argument(
-        "--save", default=None, help="recipe mode: also write the spotter folder"
+        "--save",
+        default=None,
+        help="recipe and limits modes: also write the spotter folder",
     )
     parser.add_argument(
         "--load",
@@ -615,6 +620,14 @@ def main():
         type=int,
         default=None,
         help="recipe mode: MFCC coefficients of every stream (of 40 mel bins; the recipe's: 13)",
+    )
+    parser.add_argument(
+        "--train-snr-db",
+        nargs=2,
+        type=float,
+        default=default.train_snr_db,
+        metavar=("MIN", "MAX"),
+        help="SNR range of the training streams (default: the evaluation streams', 0-20 dB)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

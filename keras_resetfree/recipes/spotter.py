@@ -41,6 +41,9 @@ class RecipeConfig:
         family, size, depth, projection, dropout: the model
             (`recipes.build_model`).
         snr_db: `(min, max)` SNR of training and evaluation streams.
+        train_snr_db: `(min, max)` SNR of the training streams, if not
+            `snr_db` (above 20 dB the noise is lowered, not the speech raised:
+            `streams.KeywordStream`).
         mask: what marks the informative frames of the training streams
             (`streams.KeywordStream`): `"temporal_intensity"` (the paper's
             mask, computed from the noisy input as a device computes it),
@@ -73,6 +76,7 @@ class RecipeConfig:
     projection: int = None
     dropout: float = 0.0
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
+    train_snr_db: list = None
     mask: str = "temporal_intensity"
     augmentation: object = field(default_factory=dict)
     segments_per_epoch: int = 4000
@@ -131,8 +135,21 @@ class RecipeConfig:
             )
         if self.mask not in MASKS:
             raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}.")
-        if len(self.snr_db) != 2 or not self.snr_db[0] <= self.snr_db[1]:
-            raise ValueError(f"snr_db must be [min, max], got {self.snr_db!r}.")
+        for name in ("snr_db", "train_snr_db"):
+            value = getattr(self, name)
+            if value is None and name == "train_snr_db":
+                continue
+            if (
+                not isinstance(value, list | tuple)
+                or len(value) != 2
+                or not all(
+                    isinstance(v, int | float) and math.isfinite(v) for v in value
+                )
+                or not value[0] <= value[1]
+            ):
+                raise ValueError(
+                    f"{name} must be [min, max] in dB, min <= max, got {value!r}."
+                )
         self.make_augmentation()
 
     def make_augmentation(self):
@@ -162,6 +179,7 @@ class RecipeConfig:
             unknown=self.unknown,
             silence=self.silence,
             snr_db=self.snr_db,
+            train_snr_db=self.train_snr_db,
             augmentation=self.make_augmentation(),
             segments_per_epoch=self.segments_per_epoch,
             evaluation_segments=self.evaluation_segments,

@@ -56,8 +56,8 @@ class KeywordTask:
             hours-long stream is built (training streams build silently,
             between `fit`'s own epochs), 2 one line each, 0 nothing.
         noise_rms: the RMS level of the noise; an utterance is scaled to its
-            SNR above it (and clipped to [-1, 1]), so with the default 0.01
-            an SNR above about 25 dB clips speech: lower it for cleaner streams.
+            SNR above it, up to `streams.keyword_stream.SPEECH_CEILING_DB`
+            (20 dB); higher SNRs lower the noise instead.
     """
 
     splits: dict
@@ -84,16 +84,20 @@ class KeywordTask:
         return self.splits["train"].sample_rate
 
     def _stream(
-        self, split, num_segments, seed, augmentation=None, classes=None, **kwargs
+        self,
+        split,
+        num_segments,
+        seed,
+        augmentation=None,
+        classes=None,
+        snr_db=None,
+        **kwargs,
     ):
-        snr_db = self.snr_db
-        if split == "train" and self.train_snr_db is not None:
-            snr_db = self.train_snr_db
         return streams.KeywordStream(
             self.splits[split],
             noise=self.noise[split],
             num_segments=num_segments,
-            snr_db=snr_db,
+            snr_db=self.snr_db if snr_db is None else snr_db,
             noise_rms=self.noise_rms,
             features=self.features,
             classes=classes,
@@ -104,12 +108,14 @@ class KeywordTask:
         ).build(verbose=0 if split == "train" else self.verbose)
 
     def train_stream(self, epoch=0, num_segments=None):
-        """The training stream of `epoch`: a fresh draw of utterances, gaps, SNRs and augmentation."""
+        """The training stream of `epoch`: a fresh draw of utterances, gaps, SNRs (in
+        `train_snr_db`, if set) and augmentation."""
         return self._stream(
             "train",
             num_segments or self.segments_per_epoch,
             self.seed + 1000 * (epoch + 1),
             self.augmentation,
+            snr_db=self.train_snr_db,
             mask=self.mask,
         )
 
@@ -176,6 +182,7 @@ def load_keyword_task(
     validation_percent=10.0,
     test_percent=10.0,
     seed=0,
+    train_snr_db=None,
 ):
     """The recipe's keyword task from a folder in the Speech Commands layout.
 
@@ -185,6 +192,8 @@ def load_keyword_task(
     (silence, i.e. -80 dBFS dither, when absent). Default path: the shared
     Speech Commands clips (`keras_resetfree.datasets.data_dir`). Speakers are
     split by the `<speaker>_nohash_` file names (or the official lists).
+
+    `train_snr_db`: the SNR range of the training streams, if not `snr_db`.
 
     Returns:
         A `KeywordTask`.
@@ -224,6 +233,7 @@ def load_keyword_task(
         int(segments_per_epoch),
         int(evaluation_segments),
         seed=int(seed),
+        train_snr_db=None if train_snr_db is None else tuple(train_snr_db),
     )
 
 

@@ -12,6 +12,11 @@ _DITHER_RMS = (
     1e-4  # "silence" gaps: -80 dBFS of white noise, so log-energies stay finite
 )
 
+#: Speech is never mixed louder than this far above `noise_rms` (with the default
+#: 0.01: an active-part RMS of 0.1, -20 dBFS); a higher SNR lowers the noise of the
+#: block (gap and utterance) instead, so clean streams do not clip.
+SPEECH_CEILING_DB = 20.0
+
 #: The `"speech"` mask marks an utterance's frames whose energy, in the clean
 #: recording before any noise is added, lies within this many dB of its
 #: loudest frame ...
@@ -94,7 +99,10 @@ class KeywordStream:
             (-80 dBFS dither). Mixed audio is clipped to [-1, 1].
         num_segments: utterances in the stream (None: endless, for `chunks`).
         snr_db: a number or (min, max) in dB, utterance power (over its active
-            part) against the noise's.
+            part) against the noise's. Up to `SPEECH_CEILING_DB` the speech is
+            raised above noise at `noise_rms`; above it the speech stays at that
+            level and the block's noise is lowered (a quieter room, not a
+            louder talker), so a 40 dB stream does not clip.
         gap_seconds: (min, max) length of the gaps.
         noise_rms: RMS level the noise is scaled to.
         features: a feature layer (`keras_resetfree.features.MFCC` by default).
@@ -244,8 +252,15 @@ class KeywordStream:
                 self.noise_rms**2 if self.noise is not None else _DITHER_RMS**2
             )
             snr = rng.uniform(*self.snr_db)
+            quieter = 1.0
+            if self.noise is not None and snr > SPEECH_CEILING_DB:
+                quieter = 10 ** ((SPEECH_CEILING_DB - snr) / 20)
+                snr = SPEECH_CEILING_DB
             gain = math.sqrt(noise_power / power * 10 ** (snr / 10))
-            block = np.concatenate([gap, noise(len(utterance)) + gain * utterance])
+            background = noise(len(utterance))
+            if quieter != 1.0:
+                gap, background = gap * quieter, background * quieter
+            block = np.concatenate([gap, background + gain * utterance])
             if self.augmentation is not None:
                 block = block * self.augmentation.block_gain(rng)
             start = position + len(gap)
