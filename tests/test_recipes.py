@@ -235,27 +235,57 @@ def test_stream_validation_logs_scores_keeps_best_and_stops():
         np.testing.assert_array_equal(got, want)
 
 
-def test_task_noise_rms_sets_the_noise_level():
+def _one_word_task(**settings):
+    """One tone 'word' in white noise, the same in every split."""
     rate = 16000
     wave = (0.5 * np.sin(np.arange(rate // 2) / 5.0)).astype("float32")
     words = datasets.AudioDataset([wave], np.array([0]), ["word"], ["s"], [""], rate)
     hiss = [np.random.default_rng(0).normal(size=rate * 20).astype("float32")]
+    return recipes.KeywordTask(
+        {"train": words, "validation": words, "test": words},
+        recipes.split_noise(hiss),
+        ["word"],
+        augmentation=Augmentation.none(),
+        **settings,
+    )
 
+
+def _gap_energy(stream):
+    # The first MFCC coefficient follows the log energy of a frame.
+    return stream.features[stream.mask == 0, 0].mean()
+
+
+def test_task_noise_rms_sets_the_noise_level():
     def gaps(noise_rms):
-        task = recipes.KeywordTask(
-            {"train": words, "validation": words, "test": words},
-            recipes.split_noise(hiss),
-            ["word"],
-            noise_rms=noise_rms,
+        return _gap_energy(
+            _one_word_task(noise_rms=noise_rms).evaluation_stream("test", 3)
         )
-        stream = task.evaluation_stream("test", 3)
-        # The first MFCC coefficient follows the log energy of a frame.
-        return stream.features[stream.mask == 0, 0].mean()
 
     # 20 dB less noise: lower log energy in the gaps between utterances.
     assert gaps(0.001) < gaps(0.01) - 2.0
     with pytest.raises(ValueError, match="noise_rms must be > 0 and finite, got 0.0"):
         gaps(0.0)
+
+
+def test_train_snr_db_changes_the_training_streams_only():
+    usual, clean = _one_word_task(), _one_word_task(train_snr_db=(40.0, 40.0))
+    # Training at 40 dB: the speech keeps its level, the noise between words drops.
+    assert (
+        _gap_energy(clean.train_stream(0, 3))
+        < _gap_energy(usual.train_stream(0, 3)) - 2.0
+    )
+    # Evaluation streams, of the training speakers too, keep the task's snr_db.
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(
+            clean.evaluation_stream(split, 3).features,
+            usual.evaluation_stream(split, 3).features,
+        )
+    assert recipes.RecipeConfig(train_snr_db=[0, 40]).train_snr_db == [0, 40]
+    for bad in ([40, 0], [0], [0, float("nan")], "0-40"):
+        with pytest.raises(
+            ValueError, match="train_snr_db must be \\[min, max\\] in dB"
+        ):
+            recipes.RecipeConfig(train_snr_db=bad)
 
 
 def test_fit_with_weight_average_keeps_the_averaged_weights():
@@ -323,6 +353,7 @@ def test_config_file_and_spotter_folder_round_trip(tmp_path):
     )
     config = recipes.load_config(config_file, seed=3, family=None)
     assert (config.words, config.family, config.seed) == (["yes", "no"], "lstm", 3)
+    assert config.train_snr_db is None
     assert config.make_augmentation().speed == (0.95, 1.05)
     (tmp_path / "bad.toml").write_text("famly = 'gru'\n")
     with pytest.raises(ValueError, match=r"unknown settings \['famly'\]"):
@@ -434,13 +465,16 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     config.write_text(
         f'data = "{data}"\nwords = ["high", "low"]\nsize = 8\nsegments_per_epoch = 60\n'
         "evaluation_segments = 30\nmax_epochs = 2\npatience = 2\ncalibration_hours = 0.03\n"
+        "train_snr_db = [0, 40]\n"
     )
+    assert recipes.load_config(config).keyword_task().train_snr_db == (0.0, 40.0)
     out = tmp_path / "spotter"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "segment accuracy" in printed and "false-reject rate at" in printed
     meta = json.loads((out / "spotter.json").read_text())
     assert meta["label_names"] == ["high", "low", "_unknown_", "_silence_"]
+    assert meta["config"]["train_snr_db"] == [0, 40]
     assert meta["scores"]["epochs"] <= 2 and 0 < meta["detector"]["threshold"] <= 1
     assert meta["scores"]["calibration_hours"] >= 0.03
     assert (

@@ -290,3 +290,37 @@ def test_keyword_stream_refuses_bad_noise_rates_and_snr():
         ValueError, match="expects 8000 Hz audio; the dataset is at 16000 Hz"
     ):
         streams.KeywordStream(words, _noise(), features=features.MFCC(8000, 240, 160))
+
+
+def test_high_snr_lowers_the_noise_instead_of_clipping_the_speech():
+    def build(snr):
+        return streams.KeywordStream(
+            _tone_words(),
+            _noise(),
+            num_segments=8,
+            snr_db=snr,
+            seed=2,
+            keep_waveform=True,
+        ).build()
+
+    def levels(stream):
+        hop = len(stream.waveform) // len(stream)
+        inside = np.zeros(len(stream.waveform), bool)
+        for start, end, _ in stream.segments:
+            inside[start * hop : end * hop] = True
+        gaps = stream.waveform[~inside]
+        return np.sqrt(np.mean(gaps**2)), stream.waveform[inside]
+
+    loud, clean = build(20.0), build(40.0)
+    np.testing.assert_array_equal(loud.segments, clean.segments)
+    noise_20, speech_20 = levels(loud)
+    noise_40, speech_40 = levels(clean)
+    # Above SPEECH_CEILING_DB (20 dB) the speech keeps its 20 dB level...
+    assert streams.keyword_stream.SPEECH_CEILING_DB == 20.0
+    np.testing.assert_allclose(
+        np.sqrt(np.mean(speech_40**2)), np.sqrt(np.mean(speech_20**2)), rtol=0.02
+    )
+    assert np.abs(clean.waveform).max() < 1.0
+    # ... and the noise, between utterances too, is 20 dB lower.
+    np.testing.assert_allclose(noise_20, 0.01, rtol=0.05)
+    np.testing.assert_allclose(noise_40, 0.001, rtol=0.05)

@@ -228,7 +228,7 @@ class KeywordStream:
         """Yields `(audio, segment or None)`: a gap then an utterance mixed into noise."""
         rng = np.random.default_rng(self.seed)
         noise = self._noise_source(rng)
-        position, count = 0, 0
+        position, count, quieter = 0, 0, 1.0
         while self.num_segments is None or count < self.num_segments:
             gap = noise(int(rng.uniform(*self.gap_seconds) * self.sample_rate))
             choice = int(self.pool[rng.integers(self.pool.size)])
@@ -275,7 +275,8 @@ class KeywordStream:
             )
             position += len(gap) + len(utterance)
             count += 1
-        yield noise(int(self.gap_seconds[1] * self.sample_rate)), None, None
+        # The tail keeps the last block's noise level.
+        yield noise(int(self.gap_seconds[1] * self.sample_rate)) * quieter, None, None
 
     def chunks(self):
         """Yields consecutive `Stream` pieces, one per segment (the first frames of
