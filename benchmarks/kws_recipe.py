@@ -57,6 +57,7 @@ def config_from(args, **changes):
         kl_weight=args.kl_weight,
         weight_average=args.weight_average,
         train_snr_db=args.train_snr_db,
+        unknown_share=args.unknown_share,
     )
     if args.window:
         values["window"] = args.window
@@ -628,6 +629,12 @@ def main():
         default=default.train_snr_db,
         metavar=("MIN", "MAX"),
         help="SNR range of the training streams (default: the evaluation streams', 0-20 dB)",
+    )
+    parser.add_argument(
+        "--unknown-share",
+        type=float,
+        default=default.unknown_share,
+        help="share of _unknown_ utterances in the training streams (default: the clips')",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -44,6 +44,9 @@ class RecipeConfig:
         train_snr_db: `(min, max)` SNR of the training streams, if not
             `snr_db` (above 20 dB the noise is lowered, not the speech raised:
             `streams.KeywordStream`).
+        unknown_share: the share of `_unknown_` utterances in the training
+            streams (None: as many as the training clips hold, about one in
+            twelve with the shared data); needs `unknown`.
         mask: what marks the informative frames of the training streams
             (`streams.KeywordStream`): `"temporal_intensity"` (the paper's
             mask, computed from the noisy input as a device computes it),
@@ -77,6 +80,7 @@ class RecipeConfig:
     dropout: float = 0.0
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
     train_snr_db: list = None
+    unknown_share: float = None
     mask: str = "temporal_intensity"
     augmentation: object = field(default_factory=dict)
     segments_per_epoch: int = 4000
@@ -133,6 +137,18 @@ class RecipeConfig:
             raise ValueError(
                 f"calibration_hours must be > 0, got {self.calibration_hours!r}."
             )
+        if self.unknown_share is not None:
+            share = self.unknown_share
+            if (
+                not isinstance(share, int | float)
+                or isinstance(share, bool)
+                or not 0 <= share < 1
+            ):
+                raise ValueError(f"unknown_share must be in [0, 1), got {share!r}.")
+            if not self.unknown:
+                raise ValueError(
+                    "unknown_share needs the _unknown_ label; set unknown = true."
+                )
         if self.mask not in MASKS:
             raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}.")
         for name in ("snr_db", "train_snr_db"):
@@ -180,6 +196,7 @@ class RecipeConfig:
             silence=self.silence,
             snr_db=self.snr_db,
             train_snr_db=self.train_snr_db,
+            unknown_share=self.unknown_share,
             augmentation=self.make_augmentation(),
             segments_per_epoch=self.segments_per_epoch,
             evaluation_segments=self.evaluation_segments,

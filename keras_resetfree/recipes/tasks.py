@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_resetfree import datasets, streams
-from keras_resetfree.datasets.speech_commands import SILENCE
+from keras_resetfree.datasets.speech_commands import SILENCE, UNKNOWN
 from keras_resetfree.streams.augmentation import Augmentation
 
 # Share of each background-noise recording given to training and validation
@@ -58,6 +58,8 @@ class KeywordTask:
         noise_rms: the RMS level of the noise; an utterance is scaled to its
             SNR above it, up to `streams.keyword_stream.SPEECH_CEILING_DB`
             (20 dB); higher SNRs lower the noise instead.
+        unknown_share: the share of `_unknown_` utterances in the training
+            streams (None: as many as the training split holds).
     """
 
     splits: dict
@@ -74,6 +76,7 @@ class KeywordTask:
     train_snr_db: tuple = None
     verbose: int = 0
     noise_rms: float = 0.01
+    unknown_share: float = None
 
     @property
     def num_classes(self):
@@ -109,7 +112,15 @@ class KeywordTask:
 
     def train_stream(self, epoch=0, num_segments=None):
         """The training stream of `epoch`: a fresh draw of utterances, gaps, SNRs (in
-        `train_snr_db`, if set) and augmentation."""
+        `train_snr_db`, if set), `_unknown_` share (`unknown_share`, if set) and
+        augmentation."""
+        shares = None
+        if self.unknown_share is not None:
+            if UNKNOWN not in self.label_names:
+                raise ValueError(
+                    "unknown_share is set, but this task has no _unknown_ class."
+                )
+            shares = {self.label_names.index(UNKNOWN): float(self.unknown_share)}
         return self._stream(
             "train",
             num_segments or self.segments_per_epoch,
@@ -117,6 +128,7 @@ class KeywordTask:
             self.augmentation,
             snr_db=self.train_snr_db,
             mask=self.mask,
+            class_shares=shares,
         )
 
     def evaluation_stream(self, split="test", num_segments=None, seed_offset=0):
@@ -183,6 +195,7 @@ def load_keyword_task(
     test_percent=10.0,
     seed=0,
     train_snr_db=None,
+    unknown_share=None,
 ):
     """The recipe's keyword task from a folder in the Speech Commands layout.
 
@@ -194,6 +207,8 @@ def load_keyword_task(
     split by the `<speaker>_nohash_` file names (or the official lists).
 
     `train_snr_db`: the SNR range of the training streams, if not `snr_db`.
+    `unknown_share`: the share of `_unknown_` utterances in the training
+    streams, if not the training split's own.
 
     Returns:
         A `KeywordTask`.
@@ -234,6 +249,7 @@ def load_keyword_task(
         int(evaluation_segments),
         seed=int(seed),
         train_snr_db=None if train_snr_db is None else tuple(train_snr_db),
+        unknown_share=None if unknown_share is None else float(unknown_share),
     )
 
 

@@ -121,6 +121,11 @@ class KeywordStream:
             `_silence_`; their segments are kept, so scoring sees them.
         augmentation: a `keras_resetfree.streams.Augmentation` drawn per
             utterance (time shift, speed, block gain), or None.
+        class_shares: `{class: share}`, the share of the stream's utterances
+            drawn from each named class (e.g. more `_unknown_` words than the
+            dataset holds, as a live microphone hears); the other classes
+            share the rest in proportion to their clips. None: every clip is
+            equally likely.
         seed: seed of every draw (order, gaps, SNRs, noise offsets).
         context_seconds: audio history given to each block's computation.
         keep_waveform: keep the mixed audio in the Streams (for plots).
@@ -143,6 +148,7 @@ class KeywordStream:
         seed=0,
         context_seconds=2.0,
         keep_waveform=False,
+        class_shares=None,
     ):
         from keras_resetfree import features as feature_layers
         from keras_resetfree import masks
@@ -199,11 +205,42 @@ class KeywordStream:
             )
         self.noise_label = noise_label
         self.noise_classes = tuple(int(c) for c in noise_classes)
+        self.class_shares = dict(class_shares or {})
+        self._draw = self._clip_probabilities()
         self.augmentation = augmentation
         self.seed = seed
         self.context = int(math.ceil(context_seconds * self.sample_rate / step)) * step
         self.keep_waveform = keep_waveform
         self.frame_rate = self.sample_rate / step
+
+    def _clip_probabilities(self):
+        """The probability of drawing each clip of `pool` (None: uniform), from `class_shares`."""
+        if not self.class_shares:
+            return None
+        labels = np.asarray(self.dataset.labels)[self.pool]
+        probabilities = np.zeros(self.pool.size)
+        for label, share in self.class_shares.items():
+            if not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise ValueError(
+                    f"class_shares[{label!r}] must be a share in [0, 1], got {share!r}."
+                )
+            named = labels == label
+            if not named.any():
+                raise ValueError(
+                    f"class_shares names class {label!r}, which has no utterance "
+                    f"among the stream's classes {self.classes.tolist()}."
+                )
+            probabilities[named] = share / named.sum()
+        rest = ~np.isin(labels, list(self.class_shares))
+        left = 1.0 - sum(self.class_shares.values())
+        if left < -1e-9 or (not rest.any() and abs(left) > 1e-9):
+            raise ValueError(
+                f"class_shares {self.class_shares} must sum to at most 1 (exactly 1 "
+                "when they name every class)."
+            )
+        if rest.any():
+            probabilities[rest] = max(left, 0.0) / rest.sum()
+        return probabilities / probabilities.sum()
 
     def _noise_source(self, rng):
         """A function `noise(n)`: the next `n` samples of an endless noise at `noise_rms`."""
@@ -231,7 +268,10 @@ class KeywordStream:
         position, count, quieter = 0, 0, 1.0
         while self.num_segments is None or count < self.num_segments:
             gap = noise(int(rng.uniform(*self.gap_seconds) * self.sample_rate))
-            choice = int(self.pool[rng.integers(self.pool.size)])
+            if self._draw is None:
+                choice = int(self.pool[rng.integers(self.pool.size)])
+            else:
+                choice = int(self.pool[rng.choice(self.pool.size, p=self._draw)])
             utterance = self.dataset.waveforms[choice]
             if self.augmentation is not None:
                 utterance = self.augmentation.utterance(
