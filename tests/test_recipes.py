@@ -288,6 +288,39 @@ def test_train_snr_db_changes_the_training_streams_only():
             recipes.RecipeConfig(train_snr_db=bad)
 
 
+def test_unknown_share_changes_the_training_streams_only():
+    words = _tones((300, 900, 2000), ["word", "other", "_unknown_"], ["s"] * 3)
+
+    def task(**settings):
+        return recipes.KeywordTask(
+            {"train": words, "validation": words, "test": words},
+            recipes.split_noise(None),
+            ["word", "other", "_unknown_"],
+            augmentation=Augmentation.none(),
+            **settings,
+        )
+
+    usual, more = task(), task(unknown_share=0.7)
+
+    def unknown_share(stream):
+        return np.mean(np.asarray(stream.segments)[:, 2] == 2)
+
+    assert abs(unknown_share(usual.train_stream(0, 200)) - 1 / 3) < 0.1
+    assert abs(unknown_share(more.train_stream(0, 200)) - 0.7) < 0.1
+    np.testing.assert_array_equal(
+        more.evaluation_stream("test", 4).features,
+        usual.evaluation_stream("test", 4).features,
+    )
+    with pytest.raises(ValueError, match="no _unknown_ class"):
+        _one_word_task(unknown_share=0.5).train_stream(0, 2)
+    assert recipes.RecipeConfig(unknown_share=0.25).unknown_share == 0.25
+    for bad in (1.0, -0.1, "0.25", True, float("nan")):
+        with pytest.raises(ValueError, match="unknown_share must be in \\[0, 1\\)"):
+            recipes.RecipeConfig(unknown_share=bad)
+    with pytest.raises(ValueError, match="unknown_share needs the _unknown_ label"):
+        recipes.RecipeConfig(unknown_share=0.25, unknown=False)
+
+
 def test_fit_with_weight_average_keeps_the_averaged_weights():
     words = _tones((300, 900), ["low", "high"], ["s", "s"])
     task = recipes.KeywordTask(
@@ -354,6 +387,7 @@ def test_config_file_and_spotter_folder_round_trip(tmp_path):
     config = recipes.load_config(config_file, seed=3, family=None)
     assert (config.words, config.family, config.seed) == (["yes", "no"], "lstm", 3)
     assert config.train_snr_db is None
+    assert config.unknown_share is None
     assert config.make_augmentation().speed == (0.95, 1.05)
     (tmp_path / "bad.toml").write_text("famly = 'gru'\n")
     with pytest.raises(ValueError, match=r"unknown settings \['famly'\]"):
@@ -465,9 +499,10 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     config.write_text(
         f'data = "{data}"\nwords = ["high", "low"]\nsize = 8\nsegments_per_epoch = 60\n'
         "evaluation_segments = 30\nmax_epochs = 2\npatience = 2\ncalibration_hours = 0.03\n"
-        "train_snr_db = [0, 40]\n"
+        "train_snr_db = [0, 40]\nunknown_share = 0.3\n"
     )
-    assert recipes.load_config(config).keyword_task().train_snr_db == (0.0, 40.0)
+    task = recipes.load_config(config).keyword_task()
+    assert task.train_snr_db == (0.0, 40.0) and task.unknown_share == 0.3
     out = tmp_path / "spotter"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -475,6 +510,7 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     meta = json.loads((out / "spotter.json").read_text())
     assert meta["label_names"] == ["high", "low", "_unknown_", "_silence_"]
     assert meta["config"]["train_snr_db"] == [0, 40]
+    assert meta["config"]["unknown_share"] == 0.3
     assert meta["scores"]["epochs"] <= 2 and 0 < meta["detector"]["threshold"] <= 1
     assert meta["scores"]["calibration_hours"] >= 0.03
     assert (

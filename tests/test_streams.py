@@ -276,6 +276,30 @@ def test_bad_stream_arguments():
         streams.Stream.concatenate([])
 
 
+def test_class_shares_set_how_often_a_class_is_drawn():
+    def drawn(**settings):
+        stream = streams.KeywordStream(
+            _tone_words(), None, num_segments=300, gap_seconds=(0.0, 0.02), **settings
+        ).build()
+        return np.bincount(np.asarray(stream.segments)[:, 2], minlength=3) / 300
+
+    # Four clips per class: a third each; a share of 0.6 for class 2 leaves
+    # 0.2 to each of the others.
+    np.testing.assert_allclose(drawn(seed=4), [1 / 3] * 3, atol=0.08)
+    np.testing.assert_allclose(
+        drawn(seed=4, class_shares={2: 0.6}), [0.2, 0.2, 0.6], atol=0.08
+    )
+    words = _tone_words()
+    for bad, message in (
+        ({2: 1.5}, r"class_shares\[2\] must be a share in \[0, 1\], got 1.5"),
+        ({7: 0.5}, "names class 7, which has no utterance"),
+        ({0: 0.6, 1: 0.6}, "must sum to at most 1"),
+        ({0: 0.2, 1: 0.2, 2: 0.2}, "exactly 1 when they name every class"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            streams.KeywordStream(words, None, class_shares=bad)
+
+
 def test_keyword_stream_refuses_bad_noise_rates_and_snr():
     from keras_resetfree import features
 
