@@ -175,7 +175,8 @@ def main(argv=None):
     )  # fmt: skip
     p.add_argument(
         "--calibration-hours", type=positive_float, default=CALIBRATION_HOURS,
-        help="hours of never-reset validation audio the detector is calibrated on",
+        help="hours of never-reset validation audio the detector is calibrated on, for each "
+        "SNR range (the streams' and, below 40 dB, quiet rooms up to 40 dB)",
     )  # fmt: skip
     p.add_argument(
         "--plot", default=None, help="save a PNG of a piece of the test stream"
@@ -270,7 +271,10 @@ def main(argv=None):
         help="per hour (default: the spotter's)",
     )
     p.add_argument(
-        "--hours", type=float, default=None, help="validation audio to calibrate on"
+        "--hours",
+        type=float,
+        default=None,
+        help="hours of validation audio to calibrate on, for each SNR range",
     )
     p.set_defaults(run=_command("calibrate"))
 

@@ -121,6 +121,7 @@ def test_demo_runs_small(capsys, tmp_path, monkeypatch):
         and "acc_p" in out
         and "false alarms per hour" in out
         and "on 0.1 h of validation audio" in out
+        and "dB, 20-40 dB SNR" in out
     )
     difference = float(out.split("max |difference|")[1].split()[0])
     assert difference < 1e-4

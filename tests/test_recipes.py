@@ -149,6 +149,32 @@ def test_tradeoff_frr_at_and_calibration_pick_the_best_threshold():
         recipes.calibrate(probs, stream, float("nan"))
 
 
+def test_calibration_on_several_conditions_keeps_the_rate_on_each():
+    stream = _stream([0, 1, 0, 1], frame_rate=50.0)
+    noisy = _probs_for(stream, [0, 1, 0, 1], peak=0.8)
+    quiet = _probs_for(stream, [0, 1, 0, 1], peak=0.95)
+    # In the quiet room a confident 'b' fires in the noise before the first word.
+    quiet[0:4] = [0.05, 0.9, 0.03, 0.02]
+    settings = dict(smoothings=(1,), refractory=25)
+    assert recipes.calibrate(noisy, stream, 0.0, **settings).threshold < 0.8
+    assert 0.9 < recipes.calibrate(quiet, stream, 0.0, **settings).threshold < 0.95
+    # The quiet room's false alarm rules: above 0.9, every noisy keyword is lost.
+    both = recipes.calibrate([noisy, quiet], [stream, stream], 0.0, **settings)
+    assert 0.9 < both.threshold < 0.95
+    # With one false alarm allowed in it, the threshold that keeps all 8 keywords.
+    one = recipes.tradeoff(quiet, stream, smoothing=1, refractory=25)[2].max()
+    generous = recipes.calibrate([noisy, quiet], [stream, stream], one, **settings)
+    assert generous.threshold < 0.8
+    with pytest.raises(ValueError, match="one probs array per stream: got 1 for 2"):
+        recipes.calibrate([noisy], [stream, stream])
+    assert recipes.calibration_ranges((0, 20)) == [(0.0, 20.0), (20.0, 40.0)]
+    assert recipes.calibration_ranges((5, 40)) == [(5.0, 40.0)]
+    assert recipes.calibration_ranges((0, 20), [[0, 10]]) == [(0.0, 10.0)]
+    for bad in ([], [[0, 20], [40, 20]], [[0]], "0-40"):
+        with pytest.raises(ValueError, match="calibration_snr_db must be"):
+            recipes.RecipeConfig(calibration_snr_db=bad)
+
+
 def test_augmentation_is_seeded_and_changes_what_it_says():
     rng = lambda: np.random.default_rng(3)  # noqa: E731
     wave = np.sin(np.linspace(0, 200, 16000)).astype("float32")
@@ -517,13 +543,13 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
         main(["calibrate", str(out), "--target-false-alarms", "50", "--hours", "0.03"])
         == 0
     )
-    assert "detector for 50 false alarms per hour" in capsys.readouterr().out
-    assert (
-        json.loads((out / "spotter.json").read_text())["config"][
-            "target_false_alarms_per_hour"
-        ]
-        == 50
-    )
+    printed = capsys.readouterr().out
+    assert "detector for 50 false alarms per hour" in printed
+    # By default the detector keeps the rate in noisy audio and in quiet rooms.
+    assert "0.03 h of validation audio at each of 0-20 dB, 20-40 dB SNR" in printed
+    meta = json.loads((out / "spotter.json").read_text())
+    assert meta["config"]["target_false_alarms_per_hour"] == 50
+    assert meta["scores"]["calibration_hours"] >= 2 * 0.03
     report = tmp_path / "scores.json"
     assert (
         main(

@@ -200,7 +200,13 @@ def calibrate(
     ignore=None,
 ):
     """The `Detector` (threshold, smoothing) with the lowest false-reject rate at or below the
-    target rate of false alarms on `stream` (the validation stream, never the test)."""
+    target rate of false alarms on `stream` (the validation stream, never the test).
+
+    `probs` and `stream` may also be lists, one entry per condition (for
+    example the same speakers at 0-20 dB and at 20-40 dB SNR): the detector
+    then keeps the target rate on every condition, and its false-reject rate
+    is over the keywords of all of them.
+    """
     if (
         not np.isfinite(target_false_alarms_per_hour)
         or target_false_alarms_per_hour < 0
@@ -208,11 +214,26 @@ def calibrate(
         raise ValueError(
             f"target_false_alarms_per_hour must be >= 0, got {target_false_alarms_per_hour}."
         )
+    conditions = _conditions(probs, stream)
+    keywords = [
+        len(
+            _keyword_segments(
+                s, ignored_classes(s.label_names) if ignore is None else ignore
+            )
+        )
+        for _, s in conditions
+    ]
     best = None
     for smoothing in smoothings:
-        thresholds, frr, fa = tradeoff(
-            probs, stream, smoothing, refractory, ignore=ignore
+        curves = [
+            tradeoff(p, s, smoothing, refractory, ignore=ignore) for p, s in conditions
+        ]
+        thresholds = curves[0][0]
+        # Misses over every condition's keywords; the worst condition's false alarms.
+        frr = sum(np.nan_to_num(c[1]) * n for c, n in zip(curves, keywords)) / max(
+            sum(keywords), 1
         )
+        fa = np.max([c[2] for c in curves], axis=0)
         ok = np.flatnonzero(fa <= target_false_alarms_per_hour)
         if not len(ok):
             continue
@@ -233,16 +254,37 @@ def calibrate(
     return detector
 
 
+def _conditions(probs, stream):
+    """`[(probs, stream), ...]` from one stream or from equal-length lists of them."""
+    if not isinstance(stream, list | tuple):
+        return [(probs, stream)]
+    if not isinstance(probs, list | tuple) or len(probs) != len(stream) or not stream:
+        raise ValueError(
+            "Calibrating on several conditions takes one probs array per stream: got "
+            f"{len(probs) if isinstance(probs, list | tuple) else 'one array'} for "
+            f"{len(stream)} streams."
+        )
+    return list(zip(probs, stream))
+
+
 def calibrate_silence(probs, stream):
     """The silence threshold of segment accuracy that scores best on `stream` (the
-    validation stream), or None when it has no noise class."""
-    if not stream.noise_classes or not len(stream.segments):
+    validation stream; or lists of probs and streams, over all their segments), or
+    None when it has no noise class."""
+    conditions = [
+        (p, s)
+        for p, s in _conditions(probs, stream)
+        if s.noise_classes and len(s.segments)
+    ]
+    if not conditions:
         return None
-    classes = probs.shape[-1]
+    classes = conditions[0][0].shape[-1]
     grid = np.round(np.linspace(1.0 / classes, 0.6, 50), 4)
-    truth = np.asarray(stream.segments)[:, 2]
-    accuracy = [np.mean(segment_predictions(probs, stream, t) == truth) for t in grid]
-    return float(grid[int(np.argmax(accuracy))])
+    correct = np.zeros(len(grid))
+    for p, s in conditions:
+        truth = np.asarray(s.segments)[:, 2]
+        correct += [np.sum(segment_predictions(p, s, t) == truth) for t in grid]
+    return float(grid[int(np.argmax(correct))])
 
 
 def score(

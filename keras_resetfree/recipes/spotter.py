@@ -28,6 +28,9 @@ MODEL_FILE, META_FILE = "model.keras", "spotter.json"
 
 #: The masks that can label a recipe's training streams (`RecipeConfig.mask`).
 MASKS = ("temporal_intensity", "energy", "speech", "truth")
+# The SNR of the quiet rooms a detector is calibrated on by default (see
+# `calibration_ranges`): speech at the 20 dB level, the noise 20 dB lower.
+QUIET_ROOM_DB = 40.0
 
 
 @dataclass
@@ -65,7 +68,12 @@ class RecipeConfig:
         target_false_alarms_per_hour: the detector is calibrated on the
             validation speakers for this rate.
         calibration_hours: hours of never-reset validation audio the detector
-            is calibrated on.
+            is calibrated on, for each range of `calibration_snr_db`.
+        calibration_snr_db: the SNR ranges `[[min, max], ...]` the detector is
+            calibrated on: it keeps the target rate of false alarms on each.
+            None (the default): the streams' `snr_db` and quiet rooms, from
+            its top up to `QUIET_ROOM_DB` (40 dB), where a detector calibrated
+            on noisy audio alone fires about twice as often.
         seed: the seed of everything.
     """
 
@@ -94,6 +102,7 @@ class RecipeConfig:
     weight_average: float = 0.0
     target_false_alarms_per_hour: float = 5.0
     calibration_hours: float = 2.0
+    calibration_snr_db: list = None
     seed: int = 0
 
     def __post_init__(self):
@@ -151,21 +160,18 @@ class RecipeConfig:
                 )
         if self.mask not in MASKS:
             raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}.")
-        for name in ("snr_db", "train_snr_db"):
-            value = getattr(self, name)
-            if value is None and name == "train_snr_db":
-                continue
-            if (
-                not isinstance(value, list | tuple)
-                or len(value) != 2
-                or not all(
-                    isinstance(v, int | float) and math.isfinite(v) for v in value
-                )
-                or not value[0] <= value[1]
-            ):
+        _check_snr_range("snr_db", self.snr_db)
+        if self.train_snr_db is not None:
+            _check_snr_range("train_snr_db", self.train_snr_db)
+        ranges = self.calibration_snr_db
+        if ranges is not None:
+            if not isinstance(ranges, list | tuple) or not ranges:
                 raise ValueError(
-                    f"{name} must be [min, max] in dB, min <= max, got {value!r}."
+                    "calibration_snr_db must be a list of [min, max] SNR ranges in dB, "
+                    f"got {ranges!r}."
                 )
+            for value in ranges:
+                _check_snr_range("calibration_snr_db", value)
         self.make_augmentation()
 
     def make_augmentation(self):
@@ -205,6 +211,29 @@ class RecipeConfig:
         task.mask = self.mask
         task.verbose = verbose
         return task
+
+
+def calibration_ranges(snr_db, ranges=None):
+    """The SNR ranges a detector is calibrated on (`RecipeConfig.calibration_snr_db`):
+    `ranges`, or by default the streams' `snr_db` and, when it stops below
+    `QUIET_ROOM_DB`, quiet rooms from its top up to `QUIET_ROOM_DB`."""
+    if ranges is not None:
+        return [tuple(float(v) for v in r) for r in ranges]
+    low, high = (float(v) for v in snr_db)
+    return [(low, high)] + ([(high, QUIET_ROOM_DB)] if high < QUIET_ROOM_DB else [])
+
+
+def _check_snr_range(name, value):
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+        or not value[0] <= value[1]
+    ):
+        raise ValueError(f"{name} must be [min, max] in dB, min <= max, got {value!r}.")
 
 
 def load_config(path, **overrides):
@@ -399,14 +428,22 @@ def calibrate_spotter(spotter, task, target=None, hours=None, log=lambda _: None
         config.target_false_alarms_per_hour = float(target)
     if hours is not None:
         config.calibration_hours = float(hours)
+    ranges = calibration_ranges(task.snr_db, config.calibration_snr_db)
     log(
         f"calibrating the detector for {config.target_false_alarms_per_hour:g} false alarms "
-        f"per hour on {config.calibration_hours:g} h of validation audio ..."
+        f"per hour on {config.calibration_hours:g} h of validation audio at each of "
+        + ", ".join(f"{a:g}-{b:g} dB" for a, b in ranges)
+        + " SNR ..."
     )
-    calibration = task.calibration_stream(config.calibration_hours)
-    probs = scoring.probabilities(
-        scoring.stream_logits(spotter.model, calibration.features, pieces=8)
-    )
+    calibration = [
+        task.calibration_stream(config.calibration_hours, snr_db=r) for r in ranges
+    ]
+    probs = [
+        scoring.probabilities(
+            scoring.stream_logits(spotter.model, stream.features, pieces=8)
+        )
+        for stream in calibration
+    ]
     spotter.detector = scoring.calibrate(
         probs, calibration, config.target_false_alarms_per_hour
     )
@@ -421,7 +458,7 @@ def calibrate_spotter(spotter, task, target=None, hours=None, log=lambda _: None
     )
     spotter.scores = {
         **{k: v for k, v in spotter.scores.items() if not k.startswith("test_")},
-        "calibration_hours": len(calibration) / calibration.frame_rate / 3600.0,
+        "calibration_hours": sum(len(c) / c.frame_rate for c in calibration) / 3600.0,
         "test_hours": test_scores.pop("hours", None),
         **{f"test_{k}": v for k, v in test_scores.items()},
     }

@@ -157,12 +157,13 @@ class KeywordTask:
             )
         return self._stream_of_hours(split, hours, self.seed + 7, others)
 
-    def calibration_stream(self, hours=2.0):
+    def calibration_stream(self, hours=2.0, snr_db=None):
         """At least `hours` of never-reset validation audio (all classes), to calibrate the
-        detector on: a rate of a few false alarms per hour is only measurable over hours."""
-        return self._stream_of_hours("validation", hours, self.seed + 5)
+        detector on: a rate of a few false alarms per hour is only measurable over hours.
+        `snr_db`: its `(min, max)` SNR, if not the task's."""
+        return self._stream_of_hours("validation", hours, self.seed + 5, snr_db=snr_db)
 
-    def _stream_of_hours(self, split, hours, seed, classes=None):
+    def _stream_of_hours(self, split, hours, seed, classes=None, snr_db=None):
         dataset = self.splits[split]
         chosen = dataset.labels if classes is None else classes
         pool = [
@@ -176,7 +177,7 @@ class KeywordTask:
         seconds = np.mean([len(w) for w in pool]) / dataset.sample_rate + 0.9
         count = int(np.ceil(hours * 3600.0 / seconds * 1.1))
         while True:
-            stream = self._stream(split, count, seed, classes=classes)
+            stream = self._stream(split, count, seed, classes=classes, snr_db=snr_db)
             if len(stream) / stream.frame_rate >= hours * 3600.0:
                 return stream
             count = int(count * 1.2) + 1
