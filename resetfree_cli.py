@@ -258,7 +258,7 @@ def main(argv=None):
 
     p = commands.add_parser(
         "calibrate",
-        help="calibrate a spotter's detector for another false-alarm rate",
+        help="calibrate a spotter's detector for another false-alarm rate or SNR ranges",
         description="Chooses the detector's threshold and smoothing with the lowest false-reject "
         "rate at or below --target-false-alarms per hour on hours of never-reset audio of the "
         "validation speakers, rescores the test stream, and rewrites the spotter folder.",
@@ -276,6 +276,13 @@ def main(argv=None):
         default=None,
         help="hours of validation audio to calibrate on, for each SNR range",
     )
+    p.add_argument(
+        "--snr", nargs=2, type=float, action="append", default=None,
+        metavar=("MIN", "MAX"),
+        help="an SNR range in dB to calibrate on, the target rate kept on each; repeat for "
+        "several (default: the spotter's calibration_snr_db, or its streams' SNR and quiet "
+        "rooms up to 40 dB)",
+    )  # fmt: skip
     p.set_defaults(run=_command("calibrate"))
 
     p = commands.add_parser(

@@ -4,6 +4,7 @@ Every command builds, trains, scores and converts through `keras_resetfree.recip
 """
 
 import json
+import math
 import os
 import sys
 import time
@@ -238,12 +239,17 @@ def calibrate(args):
     """Calibrates a spotter's detector for another false-alarm rate; rewrites its folder."""
     from keras_resetfree import recipes
 
+    for low, high in args.snr or []:
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            _fail(f"--snr takes MIN MAX in dB, MIN <= MAX, got {low:g} {high:g}.")
     spotter = _load_spotter(args.model)
     _check_writable(args.model, "model")
     if args.target_false_alarms is not None and args.target_false_alarms < 0:
         _fail(f"--target-false-alarms must be >= 0, got {args.target_false_alarms}.")
     if args.hours is not None and args.hours <= 0:
         _fail(f"--hours must be > 0, got {args.hours}.")
+    if args.snr:
+        spotter.config.calibration_snr_db = [list(r) for r in args.snr]
     task = spotter.config.keyword_task(verbose=_progress())
     recipes.calibrate_spotter(
         spotter, task, args.target_false_alarms, args.hours, log=print

@@ -550,6 +550,11 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     meta = json.loads((out / "spotter.json").read_text())
     assert meta["config"]["target_false_alarms_per_hour"] == 50
     assert meta["scores"]["calibration_hours"] >= 2 * 0.03
+    # A quiet deployment calibrates on its own range; the spotter keeps it.
+    assert main(["calibrate", str(out), "--hours", "0.03", "--snr", "30", "40"]) == 0
+    assert "at each of 30-40 dB SNR" in capsys.readouterr().out
+    meta = json.loads((out / "spotter.json").read_text())
+    assert meta["config"]["calibration_snr_db"] == [[30.0, 40.0]]
     report = tmp_path / "scores.json"
     assert (
         main(
@@ -610,6 +615,9 @@ def test_cli_errors_name_the_option(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["demo", "--calibration-hours", hours])
         assert "--calibration-hours" in capsys.readouterr().err
+    for snr in (["20", "10"], ["0", "nan"]):
+        with pytest.raises(SystemExit, match="--snr takes MIN MAX in dB, MIN <= MAX"):
+            main(["calibrate", str(tmp_path), "--snr", "0", "20", "--snr", *snr])
 
 
 def test_silence_threshold_is_calibrated_on_validation():
