@@ -630,6 +630,17 @@ def test_silence_threshold_is_calibrated_on_validation():
     assert 0.25 < detector.silence_threshold <= 0.4
     calibrated = recipes.score(probs, stream, detector, curve=False)
     assert calibrated["segment_accuracy"] == 1.0
+    # Calibrated on several conditions, the silence threshold is the first one's.
+    loud = _probs_for(stream, [0, 1, 0, 0, 0], peak=0.45)
+    loud[stream.segments[[0, 1, 3], 0][:, None] + np.arange(20)] = _probs_for(
+        stream, [0, 1, None, 0, None], peak=0.9
+    )[stream.segments[[0, 1, 3], 0][:, None] + np.arange(20)]
+    assert 0.45 < recipes.calibrate(loud, stream, 5.0).silence_threshold <= 0.6
+    both = recipes.calibrate([probs, loud], [stream, stream], 5.0)
+    assert both.silence_threshold == detector.silence_threshold
+    assert (
+        recipes.calibrate([loud, probs], [stream, stream], 5.0).silence_threshold > 0.45
+    )
 
 
 def test_a_cut_short_keras_file_is_named_as_such(tmp_path):

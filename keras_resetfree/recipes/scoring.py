@@ -205,7 +205,9 @@ def calibrate(
     `probs` and `stream` may also be lists, one entry per condition (for
     example the same speakers at 0-20 dB and at 20-40 dB SNR): the detector
     then keeps the target rate on every condition, and its false-reject rate
-    is over the keywords of all of them.
+    is over the keywords of all of them. The silence threshold of segment
+    accuracy is calibrated on the first condition: put the streams the
+    model is scored on (the task's own SNR) first.
     """
     if (
         not np.isfinite(target_false_alarms_per_hour)
@@ -250,7 +252,7 @@ def calibrate(
         if best is not None
         else Detector(float(THRESHOLDS[-1]), int(max(smoothings)), int(refractory))
     )
-    detector.silence_threshold = calibrate_silence(probs, stream)
+    detector.silence_threshold = calibrate_silence(*conditions[0])
     return detector
 
 
@@ -269,22 +271,14 @@ def _conditions(probs, stream):
 
 def calibrate_silence(probs, stream):
     """The silence threshold of segment accuracy that scores best on `stream` (the
-    validation stream; or lists of probs and streams, over all their segments), or
-    None when it has no noise class."""
-    conditions = [
-        (p, s)
-        for p, s in _conditions(probs, stream)
-        if s.noise_classes and len(s.segments)
-    ]
-    if not conditions:
+    validation stream), or None when it has no noise class."""
+    if not stream.noise_classes or not len(stream.segments):
         return None
-    classes = conditions[0][0].shape[-1]
+    classes = probs.shape[-1]
     grid = np.round(np.linspace(1.0 / classes, 0.6, 50), 4)
-    correct = np.zeros(len(grid))
-    for p, s in conditions:
-        truth = np.asarray(s.segments)[:, 2]
-        correct += [np.sum(segment_predictions(p, s, t) == truth) for t in grid]
-    return float(grid[int(np.argmax(correct))])
+    truth = np.asarray(stream.segments)[:, 2]
+    accuracy = [np.mean(segment_predictions(probs, stream, t) == truth) for t in grid]
+    return float(grid[int(np.argmax(accuracy))])
 
 
 def score(

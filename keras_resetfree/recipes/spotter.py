@@ -73,7 +73,8 @@ class RecipeConfig:
             calibrated on: it keeps the target rate of false alarms on each.
             None (the default): the streams' `snr_db` and quiet rooms, from
             its top up to `QUIET_ROOM_DB` (40 dB), where a detector calibrated
-            on noisy audio alone fires about twice as often.
+            on noisy audio alone fired several times its target rate. The
+            first range also sets the silence threshold of segment accuracy.
         seed: the seed of everything.
     """
 
