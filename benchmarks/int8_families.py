@@ -26,7 +26,13 @@ TFLite Micro on the same converted model (how far LSB-level differences
 between two int8 runtimes carry a never-reset stream: the ceiling of any
 frame-level agreement with a model other than the one on the board),
 the false-reject rate and false alarms per hour of the calibrated detector,
-beside the float model's, and each converted model's flash and arena. Each
+beside the float model's, and each converted model's flash and arena. A
+second table says what the frames that disagree are: agreement with the
+variant's own float model on the frames where that model is at least 50 %
+sure of its top label, the agreement of that float model's own logits rounded
+to the converted model's output grid (what the output's 8 or 16 bits alone
+allow), and the calibrated detector's decisions that the converted model
+shares with its float model (same word, within 5 frames). Each
 int8 and int16x8 variant is converted twice: with TFLite's per-channel weight
 scales and with one scale per weight tensor (`to_tflite(per_channel=False)`).
 Writes benchmarks/results/int8_families.json (`--results`). With `--spotter`
@@ -76,6 +82,25 @@ def lite_logits(data, features):
     return np.stack(outputs)
 
 
+def output_grid(data):
+    """`(scale, zero_point, dtype)` of the converted model's output tensor."""
+    from keras_resetfree.export.ops import _interpreter
+
+    target = _interpreter(data).get_output_details()[0]
+    scale, zero = target["quantization"]
+    return scale, zero, target["dtype"]
+
+
+def on_output_grid(logits, data):
+    """`logits` rounded to the converted model's output grid (what its bits allow)."""
+    scale, zero, dtype = output_grid(data)
+    if not scale:
+        return np.asarray(logits, "float32")
+    limits = np.iinfo(dtype)
+    q = np.clip(np.round(np.asarray(logits) / scale) + zero, limits.min, limits.max)
+    return ((q - zero) * scale).astype("float32")
+
+
 def measure(spotter, conversion, reference, test):
     report = export.inspect(conversion.data)
     features = deploy.standardize(conversion.normalization, test.features)
@@ -87,9 +112,29 @@ def measure(spotter, conversion, reference, test):
         recipes.probabilities(micro), test, spotter.detector, curve=False
     )
     own = recipes.stream_logits(spotter.model, test.features)
+    shared = recipes.scoring.shared_detections(
+        recipes.probabilities(own), recipes.probabilities(micro), test, spotter.detector
+    )
     return {
         "agreement_with_float": recipes.scoring.agreement(reference, micro, test),
         "agreement_with_own_float": recipes.scoring.agreement(own, micro, test),
+        "agreement_sure_with_own_float": recipes.scoring.agreement(
+            own, micro, test, min_probability=recipes.scoring.SURE
+        ),
+        "sure_frames": float(
+            np.mean(
+                recipes.probabilities(own).max(-1)[
+                    np.asarray(test.labels) != test.noise_label
+                ]
+                >= recipes.scoring.SURE
+            )
+        ),
+        "output_grid_agreement": recipes.scoring.agreement(
+            own, on_output_grid(own, conversion.data), test
+        ),
+        "detections_float": shared.reference,
+        "detections_converted": shared.got,
+        "detections_shared": shared.shared,
         "agreement_tflite_with_micro": recipes.scoring.agreement(lite, micro, test),
         "segment_accuracy": scores["segment_accuracy"],
         "false_reject_rate": scores["false_reject_rate"],
@@ -123,8 +168,27 @@ HEADER = (
 )
 
 
+FIDELITY_HEADER = (
+    "| family | variant | agreement with its own float model: informative frames "
+    "| where float is at least 50 % sure (share of frames) "
+    "| float's own logits on the output grid alone "
+    "| float's detections it shares | its detections float does not make |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+def fidelity_row(family, variant, r):
+    return (
+        f"| {family} | {variant} | {100 * r['agreement_with_own_float']:.2f} % | "
+        f"{100 * r['agreement_sure_with_own_float']:.2f} % ({100 * r['sure_frames']:.0f} %) | "
+        f"{100 * r['output_grid_agreement']:.2f} % | "
+        f"{r['detections_shared']} of {r['detections_float']} | "
+        f"{r['detections_converted'] - r['detections_shared']} |"
+    )
+
+
 def report(path):
-    """Prints the table of a results file written by an earlier run."""
+    """Prints the tables of a results file written by an earlier run."""
     results = json.loads(Path(path).read_text())
     print(HEADER)
     for family, rows in results.items():
@@ -134,6 +198,17 @@ def report(path):
                     f"float ({r['epochs']} epochs)" if variant == "float" else variant
                 )
                 print(row(family, name, r))
+    fidelity(results)
+
+
+def fidelity(results):
+    """The second table: which frames disagree, and the decisions."""
+    print()
+    print(FIDELITY_HEADER)
+    for family, rows in results.items():
+        for variant, r in rows.items():
+            if isinstance(r, dict) and "output_grid_agreement" in r:
+                print(fidelity_row(family, variant, r))
 
 
 def main():
@@ -241,6 +316,7 @@ def main():
     print(
         f"(test stream: {len(test.segments)} utterances of held-out speakers, never reset)"
     )
+    fidelity(results)
 
 
 if __name__ == "__main__":

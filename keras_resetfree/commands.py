@@ -173,7 +173,7 @@ def demo(args):
 
 
 def _write_sketch(spotter, task, folder, quantize, test=None, per_channel=False):
-    from keras_resetfree import export, features
+    from keras_resetfree import export, features, recipes
     from keras_resetfree.recipes import deploy
 
     calibration = task.train_stream(0)
@@ -192,7 +192,12 @@ def _write_sketch(spotter, task, folder, quantize, test=None, per_channel=False)
     written = deploy.write_spotter_sketch(spotter, conversion, folder, mfcc, report)
     print(
         f"{quantize} TFLite Micro model on the never-reset test stream: argmax agreement with "
-        f"float {100 * conversion.agreement:.1f} % of informative frames, segment accuracy "
+        f"float {100 * conversion.agreement:.1f} % of informative frames "
+        f"({100 * conversion.agreement_sure:.1f} % where float is at least "
+        f"{100 * recipes.scoring.SURE:.0f} % sure); the calibrated detector's detections in "
+        f"common with float {conversion.detections.shared} of "
+        f"{conversion.detections.reference} ({quantize} alone: "
+        f"{conversion.detections.got - conversion.detections.shared}); segment accuracy "
         f"{100 * conversion.scores['segment_accuracy']:.1f} % (float "
         f"{100 * spotter.scores['test_segment_accuracy']:.1f} %); flash {report.flash_bytes:,} B, "
         f"arena {report.arena_bytes:,} B, state {report.state_bytes} B, "

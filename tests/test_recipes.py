@@ -175,6 +175,47 @@ def test_calibration_on_several_conditions_keeps_the_rate_on_each():
             recipes.RecipeConfig(calibration_snr_db=bad)
 
 
+def test_agreement_on_sure_frames_and_shared_detections():
+    stream = _stream([0, 1, 0, 1], frame_rate=50.0)
+    reference = np.log(_probs_for(stream, [0, 1, 0, 1], peak=0.8))
+    got = reference.copy()
+    # On the third word the other run swaps the top two classes on the first
+    # 5 frames, where the reference is unsure (0.4 against 0.35).
+    a = stream.segments[2, 0]
+    reference[a : a + 5] = np.log([0.4, 0.35, 0.15, 0.1])
+    got[a : a + 5] = np.log([0.35, 0.4, 0.15, 0.1])
+    informative = np.sum(stream.labels != stream.noise_label)
+    assert recipes.scoring.agreement(reference, got, stream) == pytest.approx(
+        1 - 5 / informative
+    )
+    assert recipes.scoring.agreement(reference, got, stream, min_probability=0.5) == 1
+    assert np.isnan(recipes.scoring.agreement(reference, got, stream, 0.99))
+    with pytest.raises(ValueError, match="same shape"):
+        recipes.scoring.agreement(reference, got[:-1], stream)
+    with pytest.raises(ValueError, match="min_probability must be in"):
+        recipes.scoring.agreement(reference, got, stream, min_probability=1.0)
+    # Decisions: the other run fires word 1 two frames late (shared), misses
+    # word 2 and fires a 'b' in the noise (its own).
+    detector = recipes.Detector(threshold=0.7, smoothing=1, refractory=25)
+    probs = recipes.probabilities(reference)
+    other = probs.copy()
+    first, second = stream.segments[0, 0], stream.segments[1, 0]
+    other[first : first + 2] = 0.25
+    other[second:] = 0.25
+    other[5:8] = [0.05, 0.85, 0.05, 0.05]
+    shared = recipes.scoring.shared_detections(probs, other, stream, detector)
+    assert (shared.reference, shared.got, shared.shared) == (4, 2, 1)
+    assert shared.share == pytest.approx(1 / 5)
+    late = recipes.scoring.shared_detections(
+        probs, other, stream, detector, tolerance=1
+    )
+    assert late.shared == 0
+    same = recipes.scoring.shared_detections(probs, probs, stream, detector)
+    assert same.share == 1.0 and same.shared == 4
+    with pytest.raises(ValueError, match="same shape"):
+        recipes.scoring.shared_detections(probs, other[:-1], stream, detector)
+
+
 def test_augmentation_is_seeded_and_changes_what_it_says():
     rng = lambda: np.random.default_rng(3)  # noqa: E731
     wave = np.sin(np.linspace(0, 200, 16000)).astype("float32")
@@ -572,6 +613,9 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
     sketch = tmp_path / "my_spotter"
     assert main(["sketch", str(out), "--out", str(sketch)]) == 0
+    printed = capsys.readouterr().out
+    assert "where float is at least 50 % sure" in printed
+    assert "the calibrated detector's detections in common with float" in printed
     files = {p.name for p in sketch.iterdir()}
     assert {
         "my_spotter.ino",

@@ -37,7 +37,10 @@ def sketch_template():
 @dataclass
 class Conversion:
     """A converted spotter: the `.tflite` bytes, the Normalization the board applies in
-    float before them (or None), and the agreement with float on a stream."""
+    float before them (or None), and how it agrees with float on a stream: argmax
+    agreement on the informative frames, on those where float is sure
+    (`scoring.SURE`), and the calibrated detector's decisions
+    (`scoring.SharedDetections`)."""
 
     data: bytes
     normalization: object
@@ -45,6 +48,8 @@ class Conversion:
     agreement: float = float("nan")
     scores: dict = None
     report: object = None
+    agreement_sure: float = float("nan")
+    detections: object = None
 
 
 def standardize(normalization, features):
@@ -98,6 +103,15 @@ def convert_spotter(
             standardize(normalization, check.features)
         )
         result.agreement = scoring.agreement(reference, micro, check)
+        result.agreement_sure = scoring.agreement(
+            reference, micro, check, min_probability=scoring.SURE
+        )
+        result.detections = scoring.shared_detections(
+            scoring.probabilities(reference),
+            scoring.probabilities(micro),
+            check,
+            spotter.detector,
+        )
         result.scores = scoring.score(
             scoring.probabilities(micro), check, spotter.detector, curve=False
         )

@@ -96,15 +96,78 @@ def stream_logits(
     return np.concatenate([logits[row, :n] for row, n in enumerate(lengths)])
 
 
-def agreement(reference, got, stream):
-    """Argmax agreement of two `(frames, classes)` outputs on `stream`'s informative frames."""
-    informative = np.asarray(stream.labels) != stream.noise_label
-    return float(
-        np.mean(
-            np.asarray(got).argmax(-1)[informative]
-            == np.asarray(reference).argmax(-1)[informative]
+# "Sure" frames of `agreement(..., min_probability=SURE)`: the reference's top
+# posterior at least this. The loss pulls ambiguous frames towards the uniform
+# posterior, where the two best logits are a rounding step apart and the argmax
+# says little; a detector fires on posteriors far above it.
+SURE = 0.5
+
+
+def agreement(reference, got, stream, min_probability=0.0):
+    """Argmax agreement of two `(frames, classes)` logits on `stream`'s informative frames.
+
+    With `min_probability`, only on the informative frames where the
+    reference's top posterior (softmax of its logits) is at least that.
+    """
+    reference, got = np.asarray(reference), np.asarray(got)
+    if reference.shape != got.shape:
+        raise ValueError(
+            f"agreement needs two outputs of the same shape, got {reference.shape} "
+            f"and {got.shape}."
         )
-    )
+    if not 0.0 <= min_probability < 1.0:
+        raise ValueError(f"min_probability must be in [0, 1), got {min_probability}.")
+    frames = np.asarray(stream.labels) != stream.noise_label
+    if min_probability > 0:
+        frames &= probabilities(reference).max(-1) >= min_probability
+    if not frames.any():
+        return float("nan")
+    return float(np.mean(got.argmax(-1)[frames] == reference.argmax(-1)[frames]))
+
+
+@dataclass
+class SharedDetections:
+    """How two runs of a spotter (float and int8, say) agree on its decisions."""
+
+    reference: int  # detections of the reference run
+    got: int  # detections of the other run
+    shared: int  # of them, the same class within `tolerance` frames of each other
+
+    @property
+    def share(self):
+        """Shared detections over all distinct ones (1.0 when both made none)."""
+        distinct = self.reference + self.got - self.shared
+        return self.shared / distinct if distinct else 1.0
+
+
+def shared_detections(reference_probs, got_probs, stream, detector, tolerance=5):
+    """The detections that `detector` makes on both `(frames, classes)` posteriors.
+
+    A detection of the reference run and one of the other run are shared
+    when they report the same class within `tolerance` frames of each other
+    (each pairs at most once, earliest first).
+    """
+    if np.shape(reference_probs) != np.shape(got_probs):
+        raise ValueError(
+            f"shared_detections needs two outputs of the same shape, got "
+            f"{np.shape(reference_probs)} and {np.shape(got_probs)}."
+        )
+    ignore = ignored_classes(stream.label_names)
+    found = [
+        metrics.detect(
+            p, detector.threshold, detector.smoothing, detector.refractory, ignore
+        )
+        for p in (reference_probs, got_probs)
+    ]
+    unpaired = list(found[1])
+    shared = 0
+    for frame, label in found[0]:
+        for i, (other, other_label) in enumerate(unpaired):
+            if other_label == label and abs(other - frame) <= tolerance:
+                del unpaired[i]
+                shared += 1
+                break
+    return SharedDetections(len(found[0]), len(found[1]), shared)
 
 
 def probabilities(logits):
