@@ -82,21 +82,13 @@ def lite_logits(data, features):
     return np.stack(outputs)
 
 
-def output_grid(data):
-    """`(scale, zero_point, dtype)` of the converted model's output tensor."""
-    from keras_resetfree.export.ops import _interpreter
-
-    target = _interpreter(data).get_output_details()[0]
-    scale, zero = target["quantization"]
-    return scale, zero, target["dtype"]
-
-
-def on_output_grid(logits, data):
-    """`logits` rounded to the converted model's output grid (what its bits allow)."""
-    scale, zero, dtype = output_grid(data)
-    if not scale:
+def on_output_grid(logits, output):
+    """`logits` rounded to a converted model's output grid (`export.inspect(...).output`):
+    what the output's bits alone allow, every other tensor in float."""
+    if not output.get("scale"):
         return np.asarray(logits, "float32")
-    limits = np.iinfo(dtype)
+    limits = np.iinfo(np.dtype(output["dtype"]))
+    scale, zero = output["scale"], output["zero_point"]
     q = np.clip(np.round(np.asarray(logits) / scale) + zero, limits.min, limits.max)
     return ((q - zero) * scale).astype("float32")
 
@@ -130,7 +122,7 @@ def measure(spotter, conversion, reference, test):
             )
         ),
         "output_grid_agreement": recipes.scoring.agreement(
-            own, on_output_grid(own, conversion.data), test
+            own, on_output_grid(own, report.output), test
         ),
         "detections_float": shared.reference,
         "detections_converted": shared.got,
