@@ -214,6 +214,8 @@ def test_agreement_on_sure_frames_and_shared_detections():
     assert same.share == 1.0 and same.shared == 4
     with pytest.raises(ValueError, match="same shape"):
         recipes.scoring.shared_detections(probs, other[:-1], stream, detector)
+    with pytest.raises(ValueError, match="tolerance must be >= 0 frames, got -1"):
+        recipes.scoring.shared_detections(probs, other, stream, detector, tolerance=-1)
 
 
 def test_augmentation_is_seeded_and_changes_what_it_says():

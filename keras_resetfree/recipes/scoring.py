@@ -152,6 +152,8 @@ def shared_detections(reference_probs, got_probs, stream, detector, tolerance=5)
             f"shared_detections needs two outputs of the same shape, got "
             f"{np.shape(reference_probs)} and {np.shape(got_probs)}."
         )
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0 frames, got {tolerance}.")
     ignore = ignored_classes(stream.label_names)
     found = [
         metrics.detect(
