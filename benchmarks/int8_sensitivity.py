@@ -222,9 +222,19 @@ def spotter_ops(folder, per_channel):
     rows["all but RESHAPE"] = kinds + neutral
     results = {}
     for name, float_ops in rows.items():
-        data = selective_int8(
-            classifier, calibration, float_ops, per_channel=per_channel
-        )
+        try:
+            data = selective_int8(
+                classifier, calibration, float_ops, per_channel=per_channel
+            )
+        except RuntimeError as error:
+            # TFLite's selective quantizer refuses some splits of some graphs
+            # (seen: an LSTM step with TANH left in float): say so, go on.
+            reason = str(error).strip().splitlines()[:1] or ["no message"]
+            results[name] = None
+            print(
+                f"| {name} | TFLite's quantizer failed: RuntimeError, {reason[0]} | - |"
+            )
+            continue
         micro = export.MicroStepper(data).run(features)
         agreement = scoring.agreement(reference, micro, test)
         predicted = scoring.segment_predictions(
