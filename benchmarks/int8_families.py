@@ -100,12 +100,12 @@ def measure(spotter, conversion, reference, test):
     # Two int8 runtimes of the same model: how far apart LSB-level kernel
     # differences (rounding of requantization, LOGISTIC/TANH) carry a stream.
     lite = lite_logits(conversion.data, features)
-    scores = recipes.score(
-        recipes.probabilities(micro), test, spotter.detector, curve=False
-    )
+    micro_probs = recipes.probabilities(micro)
+    scores = recipes.score(micro_probs, test, spotter.detector, curve=False)
     own = recipes.stream_logits(spotter.model, test.features)
+    own_probs = recipes.probabilities(own)
     shared = recipes.scoring.shared_detections(
-        recipes.probabilities(own), recipes.probabilities(micro), test, spotter.detector
+        own_probs, micro_probs, test, spotter.detector
     )
     return {
         "agreement_with_float": recipes.scoring.agreement(reference, micro, test),
@@ -115,9 +115,7 @@ def measure(spotter, conversion, reference, test):
         ),
         "sure_frames": float(
             np.mean(
-                recipes.probabilities(own).max(-1)[
-                    np.asarray(test.labels) != test.noise_label
-                ]
+                own_probs.max(-1)[np.asarray(test.labels) != test.noise_label]
                 >= recipes.scoring.SURE
             )
         ),

@@ -106,15 +106,11 @@ def convert_spotter(
         result.agreement_sure = scoring.agreement(
             reference, micro, check, min_probability=scoring.SURE
         )
+        probs = scoring.probabilities(micro)
         result.detections = scoring.shared_detections(
-            scoring.probabilities(reference),
-            scoring.probabilities(micro),
-            check,
-            spotter.detector,
+            scoring.probabilities(reference), probs, check, spotter.detector
         )
-        result.scores = scoring.score(
-            scoring.probabilities(micro), check, spotter.detector, curve=False
-        )
+        result.scores = scoring.score(probs, check, spotter.detector, curve=False)
     return result
 
 
