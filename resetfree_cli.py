@@ -12,7 +12,7 @@ import os
 import sys
 
 # Kept here, not imported, so that `resetfree --help` does not load Keras.
-FAMILIES = ("vanilla_rnn", "gru", "lstm", "ssm", "spiking")
+FAMILIES = ("vanilla_rnn", "leaky_rnn", "gru", "lstm", "ssm", "spiking")
 SIZE_NAMES = ("tiny", "small", "base", "medium", "large")
 # The recipe's default size (`recipes.RecipeConfig.size`; a test checks they agree).
 DEFAULT_SIZE = "medium"

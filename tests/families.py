@@ -10,6 +10,7 @@ UNITS = 8
 # name -> (layer class, constructor arguments)
 FAMILIES = {
     "vanilla_rnn": (layers.VanillaRNN, {"units": UNITS}),
+    "leaky_rnn": (layers.VanillaRNN, {"units": UNITS, "time_constants": (1, 20)}),
     "gru": (layers.GRU, {"units": UNITS}),
     "lstm": (layers.LSTM, {"units": UNITS}),
     "ssm": (layers.SSM, {"units": UNITS, "state_size": 4}),

@@ -1,6 +1,7 @@
 import keras
+import numpy as np
 
-from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, layer_arguments
+from keras_resetfree.layers.base import PACKAGE, ResetFreeRNN, decay, layer_arguments
 from keras_resetfree.layers.dense_recurrent_cell import (
     DenseRecurrentCell,
     activation_bounds,
@@ -9,11 +10,25 @@ from keras_resetfree.layers.dense_recurrent_cell import (
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class VanillaRNNCell(DenseRecurrentCell):
-    """Elman cell: `h_t = activation(x_t W + h_{t-1} U + b)`.
+    """Elman cell: `h_t = activation(x_t W + h_{t-1} U + b)`, optionally leaky.
+
+    With `time_constants=(shortest, longest)` every unit integrates with a
+    time constant of its own (a leaky, or continuous-time, RNN):
+
+        alpha = exp(-1 / tau)                  (per unit, trainable tau >= 1)
+        h_t = alpha h_{t-1} + (1 - alpha) activation(x_t W + h_{t-1} U + b)
+
+    with `tau` (in frames) initialised geometrically spaced from `shortest`
+    to `longest`, so that some units follow each frame while others hold
+    what they heard for about `longest` frames. A bounded activation keeps
+    the state in its range, as in the plain cell.
 
     Args:
         units: size of the state and of the output.
         activation: the nonlinearity, `"tanh"` by default.
+        time_constants: None (the plain Elman cell) or `(shortest, longest)`,
+            the range of the units' initial time constants in frames, with
+            `1 <= shortest <= longest`.
         use_bias: whether to add `b`.
         kernel_initializer, recurrent_initializer, bias_initializer,
             kernel_regularizer, recurrent_regularizer, bias_regularizer,
@@ -28,39 +43,88 @@ class VanillaRNNCell(DenseRecurrentCell):
     >>> layer = keras.layers.RNN(keras_resetfree.layers.VanillaRNNCell(16))
     """
 
-    def __init__(self, units, activation="tanh", **kwargs):
+    def __init__(self, units, activation="tanh", time_constants=None, **kwargs):
         super().__init__(units, **kwargs)
         self.activation = keras.activations.get(activation)
+        self.time_constants = _checked_time_constants(time_constants)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.tau = None
+        if self.time_constants is not None:
+            shortest, longest = self.time_constants
+            spaced = np.geomspace(shortest, longest, self.units)
+            self.tau = self.add_weight(
+                shape=(self.units,),
+                initializer=lambda shape, dtype=None: keras.ops.convert_to_tensor(
+                    spaced, dtype=dtype
+                ),
+                name="tau",
+            )
 
     def step(self, projected, states, training=False, recurrent_mask=None):
         # Each `quantized` tensor is one the int8 step graph rounds (see
         # ResetFreeCell): identities outside quantization-aware training.
         q = self.quantized
-        recurrent = q("recurrent_fc", self.recurrent_input(states[0], recurrent_mask))
-        h = q("activation", self.activation(q("sum", projected + recurrent)))
-        h = self.on_grid(0, h)
+        h = states[0]
+        recurrent = q("recurrent_fc", self.recurrent_input(h, recurrent_mask))
+        new = q("activation", self.activation(q("sum", projected + recurrent)))
+        if self.tau is not None:
+            alpha = decay(self.tau, 1.0)
+            new = q("kept", alpha * h) + q("written", (1.0 - alpha) * new)
+        h = self.on_grid(0, new)
         return h, [h]
 
     def fixed_ranges(self):
         return self.activation_ranges(("activation",), self.activation)
 
     def state_bounds(self):
-        return [activation_bounds(self.activation)]
+        bounds = activation_bounds(self.activation)
+        if bounds is None or self.time_constants is None:
+            return [bounds]
+        # A convex combination of the previous state and the activation: from
+        # the zero state it stays within the activation's range and 0.
+        return [(min(bounds[0], 0.0), max(bounds[1], 0.0))]
 
     def get_config(self):
         return {
             **super().get_config(),
             "activation": keras.activations.serialize(self.activation),
+            "time_constants": (
+                None if self.time_constants is None else list(self.time_constants)
+            ),
         }
+
+
+def _checked_time_constants(time_constants):
+    """`(shortest, longest)` as floats, or None; a clear error for anything else."""
+    if time_constants is None:
+        return None
+    try:
+        shortest, longest = (float(t) for t in time_constants)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "time_constants must be None or (shortest, longest) in frames, got "
+            f"{time_constants!r}."
+        ) from None
+    if not 1.0 <= shortest <= longest or not np.isfinite(longest):
+        raise ValueError(
+            "time_constants must be (shortest, longest) frames with "
+            f"1 <= shortest <= longest, got {time_constants!r}."
+        )
+    return shortest, longest
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class VanillaRNN(ResetFreeRNN):
     """Elman recurrent layer, `h_t = tanh(x_t W + h_{t-1} U + b)`, per-frame outputs.
 
+    With `time_constants=(shortest, longest)` each unit leaks with a trainable
+    time constant of its own (see `VanillaRNNCell`).
+
     Args:
         units: size of the state and of the output.
-        activation, use_bias, kernel_initializer, recurrent_initializer,
+        activation, time_constants, use_bias, kernel_initializer, recurrent_initializer,
             bias_initializer, kernel_regularizer, recurrent_regularizer,
             bias_regularizer, kernel_constraint, recurrent_constraint,
             bias_constraint, dropout, recurrent_dropout, seed: see
@@ -90,6 +154,7 @@ class VanillaRNN(ResetFreeRNN):
         self,
         units,
         activation="tanh",
+        time_constants=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",

@@ -4,7 +4,11 @@ import keras
 
 from keras_resetfree import layers
 
-FAMILIES = ("vanilla_rnn", "gru", "lstm", "ssm", "spiking")
+FAMILIES = ("vanilla_rnn", "leaky_rnn", "gru", "lstm", "ssm", "spiking")
+
+# The leaky RNN's units start with time constants from one frame (20 ms in the
+# keyword task) to about a second, a word's length.
+LEAKY_TIME_CONSTANTS = (1.0, 50.0)
 
 # Width of each recurrent layer by size name. Spiking layers get twice the
 # neurons: a spiking neuron carries one bit per frame, and at twice the width
@@ -36,6 +40,8 @@ def _check_family(family):
 def _recurrent(family, units):
     if family == "vanilla_rnn":
         return layers.VanillaRNN(units)
+    if family == "leaky_rnn":
+        return layers.VanillaRNN(units, time_constants=LEAKY_TIME_CONSTANTS)
     if family == "gru":
         return layers.GRU(units)
     if family == "lstm":
