@@ -218,6 +218,14 @@ def main(argv=None):
         help=f"a size name or the recurrent width (default {DEFAULT_SIZE}: 80 units)",
     )
     p.add_argument("--depth", type=int, default=None, help="recurrent layers")
+    p.add_argument(
+        "--front-end",
+        nargs=2,
+        type=int,
+        metavar=("FILTERS", "KERNEL"),
+        default=None,
+        help="a causal convolution over time before the recurrent layers",
+    )
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument(
         "--target-false-alarms",

@@ -48,6 +48,7 @@ def config_from(args, **changes):
         family=args.family,
         size=args.size,
         depth=args.depth,
+        front_end=args.front_end,
         max_epochs=args.max_epochs,
         patience=args.patience,
         segments_per_epoch=args.segments,
@@ -143,7 +144,8 @@ def recipe(args):
     )
     params = spotter.model.count_params()
     print(
-        f"\n{config.family} size {config.size} depth {config.depth}: {params:,} parameters"
+        f"\n{config.family} size {config.size} depth {config.depth}"
+        f"{f' front end {config.front_end}' if config.front_end else ''}: {params:,} parameters"
     )
     print(
         f"test stream: {len(test.segments)} utterances of held-out speakers, {scores['hours']:.2f} h, "
@@ -544,6 +546,14 @@ def main():
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
     parser.add_argument("--size", type=parse_size, default=default.size)
     parser.add_argument("--depth", type=int, default=default.depth)
+    parser.add_argument(
+        "--front-end",
+        nargs=2,
+        type=int,
+        metavar=("FILTERS", "KERNEL"),
+        default=default.front_end,
+        help="a causal convolution over time before the recurrent layers",
+    )
     parser.add_argument(
         "--dropout",
         type=float,

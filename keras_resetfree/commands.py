@@ -219,6 +219,7 @@ def train(args):
         "family": args.family,
         "size": args.size,
         "depth": args.depth,
+        "front_end": args.front_end,
         "max_epochs": args.max_epochs,
         "target_false_alarms_per_hour": args.target_false_alarms,
         "seed": args.seed,

@@ -17,6 +17,7 @@ FAMILIES = {
     "alif": (layers.SpikingRNN, {"units": UNITS, "threshold": 0.02}),
     "lif": (layers.SpikingRNN, {"units": UNITS, "adaptive": False, "threshold": 0.02}),
     "leaky_readout": (layers.LeakyReadout, {"units": UNITS}),
+    "temporal_conv": (layers.TemporalConv, {"filters": UNITS, "kernel_size": 3}),
 }
 
 

@@ -410,3 +410,49 @@ def test_bad_layer_options():
         layers.LSTM(4, recurrent_dropout=-0.1)
     with pytest.raises(ValueError, match="beta sets the threshold adaptation"):
         layers.SpikingRNN(4, adaptive=False, beta=2.0)
+
+
+def test_leaky_rnn_time_constants():
+    x = _inputs(batch=2, frames=30)
+    layer = layers.VanillaRNN(6, time_constants=(1, 40))
+    y = keras.ops.convert_to_numpy(layer(x))
+    tau = keras.ops.convert_to_numpy(layer.cell.tau)
+    np.testing.assert_allclose(tau, np.geomspace(1, 40, 6), rtol=1e-5)
+    # The state is a convex mix of the last state and tanh: inside (-1, 1).
+    assert np.abs(y).max() < 1.0
+    # The slowest unit moves less from frame to frame than the fastest.
+    steps = np.abs(np.diff(y, axis=1)).mean(axis=(0, 1))
+    assert steps[-1] < 0.25 * steps[0]
+    # With every time constant at one frame it is not the plain cell (alpha
+    # = exp(-1) keeps a part of the last state), but the plain cell has no tau.
+    plain = layers.VanillaRNN(6)
+    plain(x)
+    assert not hasattr(plain.cell, "tau") or plain.cell.tau is None
+    again = layers.VanillaRNN.from_config(layer.get_config())
+    assert again.cell.time_constants == (1.0, 40.0)
+    for bad in ((0.5, 10), (10, 5), (1, float("inf")), 3, ("a", 2)):
+        with pytest.raises(ValueError, match="time_constants must be"):
+            layers.VanillaRNN(4, time_constants=bad)
+
+
+def test_temporal_conv_is_a_causal_convolution_whole_or_by_frame():
+    x = _inputs(batch=2, frames=9)
+    layer = layers.TemporalConv(5, kernel_size=3, activation="linear")
+    y = keras.ops.convert_to_numpy(layer(x))
+    kernel = keras.ops.convert_to_numpy(layer.cell.kernel)
+    bias = keras.ops.convert_to_numpy(layer.cell.bias)
+    padded = np.concatenate([np.zeros((2, 2, FEATURES), "float32"), x], axis=1)
+    windows = np.concatenate([padded[:, i : i + 9] for i in range(3)], axis=-1)
+    np.testing.assert_allclose(y, windows @ kernel + bias, atol=1e-5)
+    # The time loop (one frame at a time) gives the same as the batched path.
+    layer.scan = False
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), y, atol=1e-5)
+    # The state is the last kernel_size - 1 input frames.
+    _, state = layers.TemporalConv(5, kernel_size=3, return_state=True)(x)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(state), x[:, -2:].reshape(2, -1), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="kernel_size must be >= 2"):
+        layers.TemporalConv(4, kernel_size=1)
+    with pytest.raises(ValueError, match="filters must be positive"):
+        layers.TemporalConv(0)

@@ -109,13 +109,17 @@ def test_quantization_aware_model_trains():
 
 
 @pytest.mark.skipif(not ON_TF, reason="the converter's tensors are read on TensorFlow")
-@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm", "ssm"])
-def test_int8_state_takes_the_ranges_and_stays_integer(family):
+@pytest.mark.parametrize(
+    "family, front_end",
+    [(f, None) for f in ("vanilla_rnn", "leaky_rnn", "gru", "lstm", "ssm")]
+    + [("gru", (8, 3))],
+)
+def test_int8_state_takes_the_ranges_and_stays_integer(family, front_end):
     pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
     from keras_resetfree.export.ops import _interpreter
 
     keras.utils.set_random_seed(0)
-    model = build_model(family, FEATURES, 3, 16)
+    model = build_model(family, FEATURES, 3, 16, front_end=front_end)
     stream = _stream()
     aware = export.quantization_aware(model, stream)
     data = export.to_tflite(aware, stream, quantize="int8")
@@ -174,19 +178,30 @@ def test_weights_on_tflites_symmetric_int8_grid():
     assert weight_on_grid(weight, None) is weight
 
 
-@pytest.mark.parametrize("family", ["vanilla_rnn", "gru", "lstm", "ssm"])
-def test_every_tensor_of_the_step_gets_a_grid(family):
+@pytest.mark.parametrize(
+    "family, front_end",
+    [(f, None) for f in ("vanilla_rnn", "leaky_rnn", "gru", "lstm", "ssm")]
+    + [("gru", (8, 3))],
+)
+def test_every_tensor_of_the_step_gets_a_grid(family, front_end):
     keras.utils.set_random_seed(0)
-    model = build_model(family, FEATURES, 3, 8)
+    model = build_model(family, FEATURES, 3, 8, front_end=front_end)
     aware = export.quantization_aware(model, _stream(400))
-    recurrent = aware.layers[1]
+    at = 1 if front_end is None else 2
+    recurrent = aware.layers[at]
     cell = recurrent.cell
     assert recurrent.weight_quantization == "per_tensor"
     ranges = recurrent.tensor_ranges
     # The model's input, the matmul outputs, and the gates on TFLite's fixed grids.
-    assert MATMUL_OUTPUTS.get(family, {"input", "input_fc", "recurrent_fc"}) <= set(
-        ranges
-    )
+    expected = MATMUL_OUTPUTS.get(family, {"input", "input_fc", "recurrent_fc"})
+    if front_end is not None:
+        # The model's input is the front end's; the recurrent layer's input
+        # is the front end's output, already on its grid.
+        assert {"input", "output_fc", "activation"} <= set(
+            aware.layers[1].tensor_ranges
+        )
+        expected = expected - {"input"}
+    assert expected <= set(ranges)
     for name, bounds in cell.fixed_ranges().items():
         assert ranges[name] == bounds
     assert all(low <= 0.0 <= high for low, high in ranges.values())
@@ -196,7 +211,7 @@ def test_every_tensor_of_the_step_gets_a_grid(family):
     assert set(readout.tensor_ranges) == {"output"}
     # Saved and loaded with every range.
     again = keras.Model.from_config(aware.get_config())
-    assert again.layers[1].tensor_ranges == ranges
+    assert again.layers[at].tensor_ranges == ranges
     assert again.layers[-1].tensor_ranges == readout.tensor_ranges
     # Fine-tuning starts from the float model: only the rounding separates them.
     x = _stream(200, seed=4)[None]

@@ -42,6 +42,22 @@ def test_build_model_rejects_bad_arguments():
         recipes.build_model("gru", 13, 3, dropout=1.0)
     with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\)"):
         recipes.RecipeConfig(dropout=-0.1)
+    for bad in ((8, 1), (0, 3), 5, ("a", 3)):
+        with pytest.raises(ValueError, match="front_end must be None or"):
+            recipes.build_model("gru", 13, 3, front_end=bad)
+    with pytest.raises(ValueError, match="front_end must be None or"):
+        recipes.RecipeConfig(front_end=[16])
+
+
+def test_front_end_is_a_streaming_causal_convolution():
+    model = recipes.build_model("gru", 13, 3, size=8, front_end=(6, 3))
+    front = model.get_layer("front_end")
+    assert (front.cell.filters, front.cell.kernel_size) == (6, 3)
+    x = np.random.default_rng(0).normal(size=(1, 40, 13)).astype("float32")
+    np.testing.assert_allclose(
+        Streamer(model).run(x, chunk_size=1), _numpy(model(x)), rtol=1e-4, atol=1e-5
+    )
+    assert recipes.RecipeConfig(front_end=(6, 3)).front_end == [6, 3]
 
 
 def test_dropout_trains_only_and_streams():

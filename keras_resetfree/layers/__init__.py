@@ -8,6 +8,7 @@ from keras_resetfree.layers.lstm import LSTM, LSTMCell
 from keras_resetfree.layers.quantized_dense import QuantizedDense
 from keras_resetfree.layers.spiking import ALIFCell, LIFCell, SpikingRNN
 from keras_resetfree.layers.ssm import SSM, RingPhase, RingRadius, SSMCell
+from keras_resetfree.layers.temporal_conv import TemporalConv, TemporalConvCell
 from keras_resetfree.layers.vanilla_rnn import VanillaRNN, VanillaRNNCell
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "SSM",
     "SSMCell",
     "SpikingRNN",
+    "TemporalConv",
+    "TemporalConvCell",
     "VanillaRNN",
     "VanillaRNNCell",
     "surrogates",

@@ -70,8 +70,10 @@ class VanillaRNNCell(DenseRecurrentCell):
         recurrent = q("recurrent_fc", self.recurrent_input(h, recurrent_mask))
         new = q("activation", self.activation(q("sum", projected + recurrent)))
         if self.tau is not None:
+            # The board holds alpha and 1 - alpha as int8 constants too.
             alpha = decay(self.tau, 1.0)
-            new = q("kept", alpha * h) + q("written", (1.0 - alpha) * new)
+            kept = q("kept", q("decay", alpha) * h)
+            new = kept + q("written", q("complement", 1.0 - alpha) * new)
         h = self.on_grid(0, new)
         return h, [h]
 

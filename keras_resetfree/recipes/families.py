@@ -58,11 +58,12 @@ def build_model(
     size="base",
     depth=1,
     projection=None,
+    front_end=None,
     normalization=None,
     name=None,
     dropout=0.0,
 ):
-    """A per-frame classifier: [Normalization] -> [projection] -> (recurrent [-> Dropout]) x depth -> logits.
+    """A per-frame classifier: [Normalization] -> [front end] -> [projection] -> (recurrent [-> Dropout]) x depth -> logits.
 
     Args:
         family: one of `FAMILIES`.
@@ -73,6 +74,9 @@ def build_model(
         projection: width of a linear input projection before the first
             recurrent layer (None: none). It shrinks the first input kernel
             when the features are wider than the recurrent layer.
+        front_end: None, or `(filters, kernel_size)` of a causal convolution
+            over time (`layers.TemporalConv`, ReLU) before the first
+            recurrent layer: each of its outputs sees `kernel_size` frames.
         normalization: None, a `keras.layers.Normalization` (adapted or
             not), or an array of training features to adapt one on.
         dropout: rate of a `keras.layers.Dropout` after each recurrent
@@ -93,6 +97,7 @@ def build_model(
         raise ValueError(f"projection must be a width > 0 or None, got {projection}.")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    front_end = checked_front_end(front_end)
     inputs = keras.Input((None, int(num_features)))
     x = inputs
     if normalization is not None:
@@ -101,6 +106,9 @@ def build_model(
             normalization = keras.layers.Normalization(axis=-1)
             normalization.adapt(data)
         x = normalization(x)
+    if front_end is not None:
+        filters, kernel_size = front_end
+        x = layers.TemporalConv(filters, kernel_size=kernel_size, name="front_end")(x)
     if projection is not None:
         x = keras.layers.Dense(int(projection), name="projection")(x)
     for _ in range(int(depth)):
@@ -112,3 +120,19 @@ def build_model(
     else:
         logits = keras.layers.Dense(int(num_classes), name="logits")(x)
     return keras.Model(inputs, logits, name=name or family)
+
+
+def checked_front_end(front_end):
+    """`(filters, kernel_size)` as ints, or None; a message naming the value otherwise."""
+    if front_end is None:
+        return None
+    try:
+        filters, kernel_size = (int(v) for v in front_end)
+    except (TypeError, ValueError):
+        filters = kernel_size = 0
+    if filters <= 0 or kernel_size < 2:
+        raise ValueError(
+            "front_end must be None or (filters > 0, kernel_size >= 2 frames), "
+            f"got {front_end!r}."
+        )
+    return filters, kernel_size

@@ -41,8 +41,9 @@ class RecipeConfig:
         data: a folder in the Speech Commands layout (None: the shared clips).
         words: the keywords (folder names), in label order.
         unknown, silence: add the `_unknown_` and `_silence_` labels.
-        family, size, depth, projection, dropout: the model
-            (`recipes.build_model`).
+        family, size, depth, projection, front_end, dropout: the model
+            (`recipes.build_model`); `front_end = [filters, kernel_size]` puts
+            a causal convolution over time before the recurrent layers.
         snr_db: `(min, max)` SNR of training and evaluation streams.
         train_snr_db: `(min, max)` SNR of the training streams, if not
             `snr_db` (above 20 dB the noise is lowered, not the speech raised:
@@ -86,6 +87,7 @@ class RecipeConfig:
     size: object = "medium"
     depth: int = 1
     projection: int = None
+    front_end: list = None
     dropout: float = 0.0
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
     train_snr_db: list = None
@@ -112,6 +114,8 @@ class RecipeConfig:
                 f"family must be one of {families.FAMILIES}, got {self.family!r}."
             )
         families.units_for(self.family, self.size)
+        if self.front_end is not None:
+            self.front_end = list(families.checked_front_end(self.front_end))
         if not self.words:
             raise ValueError("words must name at least one keyword.")
         positive = (
@@ -359,6 +363,7 @@ def build_for_task(config, task, first_stream=None):
         size=config.size,
         depth=config.depth,
         projection=config.projection,
+        front_end=config.front_end,
         normalization=first_stream.features,
         dropout=config.dropout,
     )
@@ -382,7 +387,9 @@ def train_spotter(config, task=None, verbose=1, log=print):
     first_stream = task.train_stream(0)
     model = build_for_task(config, task, first_stream)
     log(
-        f"model: {config.family} size {config.size} depth {config.depth}: {model.count_params():,} parameters"
+        f"model: {config.family} size {config.size} depth {config.depth}"
+        f"{f' front end {config.front_end}' if config.front_end else ''}: "
+        f"{model.count_params():,} parameters"
     )
     history, seconds = training.fit(
         model,
