@@ -673,6 +673,8 @@ def test_cli_errors_name_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--size", "huge", "--out", str(tmp_path / "x")])
     assert "a size name" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="front_end must be None or"):
+        main(["train", "--front-end", "32", "1", "--out", str(tmp_path / "x")])
     for hours in ("0", "nan", "-1", "two"):
         with pytest.raises(SystemExit):
             main(["demo", "--calibration-hours", hours])
