@@ -452,6 +452,12 @@ def test_temporal_conv_is_a_causal_convolution_whole_or_by_frame():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(state), x[:, -2:].reshape(2, -1), atol=1e-6
     )
+    # An unbuilt cell in Keras's own RNN: its state width comes once built.
+    cell = layers.TemporalConvCell(5, kernel_size=3, activation="linear")
+    theirs = keras.layers.RNN(cell, return_sequences=True)
+    theirs(x)
+    cell.set_weights(layer.cell.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(theirs(x)), y, atol=1e-5)
     with pytest.raises(ValueError, match="kernel_size must be >= 2"):
         layers.TemporalConv(4, kernel_size=1)
     with pytest.raises(ValueError, match="filters must be positive"):
