@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resetfree import Streamer, datasets, recipes, streams
+from keras_resetfree import Streamer, datasets, layers, recipes, streams
 from keras_resetfree.streams import Augmentation, Stream
 
 
@@ -29,6 +29,22 @@ def test_build_model_every_family_size_depth_projection(family):
         family, 13, 3, size=8, normalization=x.reshape(-1, 13)
     )
     assert isinstance(normalized.layers[1], keras.layers.Normalization)
+
+
+def test_spiking_family_runs_on_frame_scale_time_constants():
+    """The recipe's spiking model: plain LIF neurons whose membrane and readout start at
+    a few frames, not the layers' millisecond defaults (20, a 0.4-s smear on 20-ms frames)."""
+    model = recipes.build_model("spiking", 13, 12, size=64)
+    spiking = next(x for x in model.layers if isinstance(x, layers.SpikingRNN))
+    readout = next(x for x in model.layers if isinstance(x, layers.LeakyReadout))
+    assert not spiking.adaptive
+    mean, std = recipes.families.SPIKING_TIME_CONSTANT
+    for tau in (_numpy(spiking.cell.tau_m), _numpy(readout.cell.tau)):
+        assert abs(tau.mean() - mean) < 4 * std / np.sqrt(tau.size)
+        assert tau.max() < mean + 6 * std < 10.0
+    default = layers.SpikingRNN(64)
+    default.build((None, None, 13))
+    assert _numpy(default.cell.tau_m).mean() > 10.0  # the layer's own default is slower
 
 
 def test_build_model_rejects_bad_arguments():
