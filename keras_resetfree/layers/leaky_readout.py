@@ -19,7 +19,9 @@ class LeakyReadoutCell(ResetFreeCell):
     Args:
         units: number of outputs (classes).
         tau_initializer: initializer of the trainable per-output time
-            constants `tau` (`alpha = exp(-dt / tau)`); default normal(20, 5).
+            constants `tau` (`alpha = exp(-dt / tau)`); default normal(20, 5),
+            in steps (Yin et al. 2021's, for 1-ms steps; on 20-ms feature frames
+            it averages 0.4 s: the keyword recipe starts it at normal(2, 0.5)).
         dt: the time step.
         kernel_initializer: initializer of `W`.
     """

@@ -22,7 +22,11 @@ class LIFCell(DenseRecurrentCell):
     Args:
         units: number of neurons.
         tau_m_initializer: initializer of the membrane time constants (in
-            units of `dt`); default normal(20, 5) as in Yin et al. 2021.
+            units of `dt`); default normal(20, 5) as in Yin et al. 2021,
+            whose steps are 1 ms. On feature frames, scale them to the frame:
+            20 frames of 20 ms is a 0.4-s membrane, which smears a spoken word
+            (the keyword recipe starts membranes and readout at normal(2, 0.5)
+            frames, `recipes.families.SPIKING_TIME_CONSTANT`).
         threshold: firing threshold `theta` (the baseline `b0` for `ALIFCell`).
         dt: the time step.
         surrogate: `"multi_gaussian"` (default), `"fast_sigmoid"` or a
@@ -108,7 +112,8 @@ class ALIFCell(LIFCell):
         units: number of neurons.
         beta: strength of the threshold adaptation.
         tau_adp_initializer: initializer of the adaptation time constants;
-            default normal(200, 25) as in Yin et al. 2021.
+            default normal(200, 25) as in Yin et al. 2021 (1-ms steps: scale
+            it to your frames, see `tau_m_initializer` of `LIFCell`).
         threshold: the baseline threshold `b0`.
         tau_m_initializer, dt, surrogate, use_bias, kernel_initializer,
             recurrent_initializer, bias_initializer, kernel_regularizer,
