@@ -34,6 +34,7 @@ def test_build_model_every_family_size_depth_projection(family):
 def test_spiking_family_runs_on_frame_scale_time_constants():
     """The recipe's spiking model: plain LIF neurons whose membrane and readout start at
     a few frames, not the layers' millisecond defaults (20, a 0.4-s smear on 20-ms frames)."""
+    keras.utils.set_random_seed(0)
     model = recipes.build_model("spiking", 13, 12, size=64)
     spiking = next(x for x in model.layers if isinstance(x, layers.SpikingRNN))
     readout = next(x for x in model.layers if isinstance(x, layers.LeakyReadout))
