@@ -56,6 +56,7 @@ def config_from(args, **changes):
         mask=args.mask,
         dropout=args.dropout,
         kl_weight=args.kl_weight,
+        peak_weight=args.peak_weight,
         weight_average=args.weight_average,
         train_snr_db=args.train_snr_db,
         unknown_share=args.unknown_share,
@@ -572,6 +573,12 @@ def main():
         type=float,
         default=default.kl_weight,
         help="weight of the KL-to-uniform term on noise frames (ResetFreeLoss)",
+    )
+    parser.add_argument(
+        "--peak-weight",
+        type=float,
+        default=default.peak_weight,
+        help="weight of ResetFreeLoss's max-pooling term (each word's best frame)",
     )
     parser.add_argument(
         "--weight-average",

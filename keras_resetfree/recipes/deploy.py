@@ -149,6 +149,7 @@ def quantization_aware_spotter(
         patience=max(epochs, 3),
         learning_rate=config.learning_rate / 10,
         kl_weight=config.kl_weight,
+        peak_weight=config.peak_weight,
         window=config.window,
         batch_size=config.batch_size,
         verbose=verbose,

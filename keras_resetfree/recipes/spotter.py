@@ -64,6 +64,8 @@ class RecipeConfig:
         evaluation_segments: utterances in the validation and test streams.
         max_epochs, patience: the convergence budget (`recipes.fit`).
         learning_rate, kl_weight, window, batch_size: training.
+        peak_weight: the weight of `ResetFreeLoss`'s max-pooling term, which
+            makes each word's best frame confident (0: none).
         weight_average: the momentum of a moving average of the weights
             (`recipes.fit`), or 0 for none.
         target_false_alarms_per_hour: the detector is calibrated on the
@@ -100,6 +102,7 @@ class RecipeConfig:
     patience: int = 12
     learning_rate: float = 3e-3
     kl_weight: float = 1.0
+    peak_weight: float = 0.0
     window: int = 200
     batch_size: int = 32
     weight_average: float = 0.0
@@ -133,6 +136,7 @@ class RecipeConfig:
         for name in (
             "learning_rate",
             "kl_weight",
+            "peak_weight",
             "target_false_alarms_per_hour",
             "calibration_hours",
         ):
@@ -398,6 +402,7 @@ def train_spotter(config, task=None, verbose=1, log=print):
         patience=config.patience,
         learning_rate=config.learning_rate,
         kl_weight=config.kl_weight,
+        peak_weight=config.peak_weight,
         window=config.window,
         batch_size=config.batch_size,
         verbose=verbose,

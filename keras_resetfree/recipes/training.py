@@ -128,6 +128,7 @@ def fit(
     patience=12,
     learning_rate=3e-3,
     kl_weight=1.0,
+    peak_weight=0.0,
     window=200,
     batch_size=32,
     validation_segments=None,
@@ -139,6 +140,8 @@ def fit(
     weight_average=0.0,
 ):
     """Trains `model` on `task` (a `KeywordTask`) with `ResetFreeLoss` until it converges.
+
+    `kl_weight`, `peak_weight`: the loss's (`keras_resetfree.ResetFreeLoss`).
 
     Every epoch is a fresh training stream (new utterance order, gaps, SNRs
     and augmentation; `task.train_stream(epoch)`), cut into never-reset
@@ -187,7 +190,9 @@ def fit(
             use_ema=averaged,
             ema_momentum=weight_average if averaged else 0.99,
         ),
-        loss=ResetFreeLoss(kl_weight=kl_weight, from_logits=True),
+        loss=ResetFreeLoss(
+            kl_weight=kl_weight, peak_weight=peak_weight, from_logits=True
+        ),
     )
     # The averaged weights are swapped in at each epoch's end, before the
     # validation stream scores them, and out again as the next epoch begins.
