@@ -94,6 +94,58 @@ def test_mean_over_frames_and_sample_weight():
     np.testing.assert_allclose(float(weighted), expected, rtol=1e-5)
 
 
+def _peak_reference(labels, logits):
+    """The max-pooling term per sequence, from its definition."""
+    log_p = np.log(_softmax(logits))
+    out = []
+    for row, scores in zip(labels, log_p):
+        classes = sorted(set(row[row >= 0].tolist()))
+        peaks = [scores[row == c, c].max() for c in classes]
+        out.append(-np.mean(peaks) if peaks else 0.0)
+    return np.array(out)
+
+
+def test_peak_term_is_the_cross_entropy_at_each_words_best_frame():
+    labels, logits = _case(seed=2)
+    labels[2] = -1  # a sequence of noise only: no peak term
+    plain = ResetFreeLoss(from_logits=True, reduction="none")(labels, logits)
+    peaked = ResetFreeLoss(from_logits=True, peak_weight=0.5, reduction="none")(
+        labels, logits
+    )
+    added = keras.ops.convert_to_numpy(peaked) - keras.ops.convert_to_numpy(plain)
+    expected = 0.5 * _peak_reference(labels, logits)
+    assert expected[:2].min() > 0 and expected[2] == 0
+    # Added to every frame of its sequence, so the mean over frames weighs it once.
+    np.testing.assert_allclose(added, np.repeat(expected[:, None], 7, 1), atol=1e-5)
+    one_hot = np.eye(C)[np.maximum(labels, 0)] * (labels >= 0)[..., None]
+    np.testing.assert_allclose(
+        float(ResetFreeLoss(from_logits=True, peak_weight=0.5)(one_hot, logits)),
+        float(ResetFreeLoss(from_logits=True, peak_weight=0.5)(labels, logits)),
+        rtol=1e-5,
+    )
+
+
+def test_peak_term_gradient_reaches_only_each_words_best_frame():
+    labels, logits = _case(seed=3)
+    grad = {
+        w: input_gradient(
+            lambda z, w=w: ResetFreeLoss(
+                from_logits=True, peak_weight=w, reduction="sum"
+            )(labels, z),
+            logits,
+        )
+        for w in (0.0, 1.0)
+    }
+    extra = np.abs(grad[1.0] - grad[0.0]).sum(-1) > 1e-6
+    log_p = np.log(_softmax(logits))
+    best = np.zeros_like(extra)
+    for b, row in enumerate(labels):
+        for c in set(row[row >= 0].tolist()):
+            frames = np.flatnonzero(row == c)
+            best[b, frames[log_p[b, frames, c].argmax()]] = True
+    np.testing.assert_array_equal(extra, best)
+
+
 def test_extreme_values_stay_finite():
     labels, logits = _case(seed=4)
     loss = ResetFreeLoss(from_logits=True)
@@ -122,6 +174,8 @@ def test_bad_labels_and_shapes():
     for weight in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="kl_weight must be a finite number"):
             ResetFreeLoss(kl_weight=weight)
+        with pytest.raises(ValueError, match="peak_weight must be a finite number"):
+            ResetFreeLoss(peak_weight=weight)
     with pytest.raises(ValueError, match="noise_label 2 is one of the 5 classes"):
         ResetFreeLoss(from_logits=True, noise_label=2)(labels, logits)
 
@@ -148,11 +202,16 @@ def test_noise_label_above_the_classes_trains_on_every_backend():
 
 def test_config_round_trip():
     loss = ResetFreeLoss(
-        kl_weight=0.25, from_logits=True, noise_label=-3, reduction="sum"
+        kl_weight=0.25,
+        from_logits=True,
+        noise_label=-3,
+        reduction="sum",
+        peak_weight=0.5,
     )
     clone = ResetFreeLoss.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
     assert loss.get_config()["kl_weight"] == 0.25
+    assert clone.peak_weight == 0.5
     revived = keras.losses.deserialize(
         keras.losses.serialize(FrameCrossEntropy(from_logits=True))
     )

@@ -423,6 +423,24 @@ def test_unknown_share_changes_the_training_streams_only():
         recipes.RecipeConfig(unknown_share=0.25, unknown=False)
 
 
+def test_fit_trains_with_the_peak_term():
+    words = _tones((300, 900), ["low", "high"], ["s", "s"])
+    task = recipes.KeywordTask(
+        {"train": words, "validation": words, "test": words},
+        recipes.split_noise(None),
+        ["low", "high"],
+        segments_per_epoch=6,
+        evaluation_segments=4,
+        augmentation=Augmentation.none(),
+    )
+    model = recipes.build_model("gru", 13, 2, size=4)
+    history, _ = recipes.fit(
+        model, task, max_epochs=1, window=40, batch_size=2, verbose=0, peak_weight=0.5
+    )
+    assert model.loss.peak_weight == 0.5
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_fit_with_weight_average_keeps_the_averaged_weights():
     words = _tones((300, 900), ["low", "high"], ["s", "s"])
     task = recipes.KeywordTask(
@@ -503,6 +521,8 @@ def test_config_file_and_spotter_folder_round_trip(tmp_path):
         recipes.RecipeConfig(max_epochs=0)
     with pytest.raises(ValueError, match="mask must be one of .*'speech'"):
         recipes.RecipeConfig(mask="clean")
+    with pytest.raises(ValueError, match="peak_weight must be a finite number >= 0"):
+        recipes.RecipeConfig(peak_weight=-1.0)
 
     model = recipes.build_model("lstm", 13, 4, size=4, normalization=np.ones((10, 13)))
     spotter = recipes.Spotter(
