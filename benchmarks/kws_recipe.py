@@ -470,6 +470,38 @@ def limits(args):
             f"| {word} | {len(got)} | {100 * np.mean(got == label):.1f} % | {taken or '-'} |"
         )
     results["test confusion (rows: truth, columns: predicted)"] = confusion
+    # How sure the model is of the keywords, and where its false alarms fire.
+    detector = spotter.detector
+    peaks = recipes.keyword_peaks(test_probs, test, detector.smoothing)
+    quantiles = np.quantile(peaks, [0.1, 0.25, 0.5, 0.75, 0.9])
+    print(
+        f"\nthe own word's highest posterior (smoothing {detector.smoothing}) over the "
+        f"{len(peaks)} test keyword utterances, 10 / 25 / 50 / 75 / 90 %: "
+        + " / ".join(f"{q:.3f}" for q in quantiles)
+    )
+    print(
+        "\n| threshold | keywords whose own word reaches it | hits | false alarms on: "
+        + " | ".join(recipes.scoring.FALSE_ALARM_SOURCES)
+        + " | false alarms per hour |\n|---"
+        + "|---" * (len(recipes.scoring.FALSE_ALARM_SOURCES) + 4)
+        + "|"
+    )
+    sources = {}
+    thresholds = (0.5, 0.7, 0.9, 0.95, detector.threshold)
+    for i, threshold in enumerate(thresholds):
+        chosen = dataclasses.replace(detector, threshold=float(threshold))
+        found = recipes.scoring.detections(test_probs, test, chosen)
+        counts = recipes.false_alarm_sources(test_probs, test, chosen)
+        sources[f"{threshold:g}"] = {"hits": found.hits, **counts}
+        calibrated = " (calibrated)" if i == len(thresholds) - 1 else ""
+        print(
+            f"| {threshold:.4g}{calibrated} | {100 * np.mean(peaks > threshold):.1f} % | "
+            f"{found.hits} | "
+            + " | ".join(str(n) for n in counts.values())
+            + f" | {found.false_alarms_per_hour:.1f} |"
+        )
+    results["test keyword peaks (quantiles 10/25/50/75/90 %)"] = quantiles.tolist()
+    results["test false alarm sources per threshold"] = sources
     RESULTS.mkdir(exist_ok=True)
     name = args.name or "kws_limits"
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1, default=float))

@@ -156,6 +156,34 @@ def test_scoring_rules_segment_accuracy_silence_and_detection():
     assert recipes.ignored_classes(stream.label_names) == (2, 3)
 
 
+def test_false_alarm_sources_and_keyword_peaks():
+    stream = _stream([0, 1, 2, 3, 0, 1], noise_classes=(3,))
+    # Right, another keyword, a keyword on an unknown word and on a silence
+    # clip, right but less sure, and nothing on the last keyword.
+    probs = _probs_for(stream, [0, 0, 1, 0, 0, None])
+    a, b, _ = stream.segments[4]
+    probs[a:b] = [0.6, 0.2, 0.1, 0.1]
+    probs[b + 27 : b + 29] = [0.05, 0.9, 0.025, 0.025]  # in the noise before the last
+    detector = recipes.Detector(0.5, 1, 30)
+    counts = recipes.false_alarm_sources(probs, stream, detector)
+    assert counts == {
+        "another keyword": 1,
+        "an unknown word": 1,
+        "a silence clip": 1,
+        "noise": 1,
+    }
+    found = recipes.scoring.detections(probs, stream, detector)
+    assert (
+        found.false_alarms == sum(counts.values()) == len(found.false_alarm_detections)
+    )
+    # Keywords: segments 0, 1, 4 and 5, each over itself and 25 frames after.
+    peaks = recipes.keyword_peaks(probs, stream, smoothing=1)
+    np.testing.assert_allclose(peaks, [0.9, 0.25, 0.6, 0.25])
+    # Smoothed over 40 frames, the 20-frame segments' peaks are halved towards the gap's.
+    smoothed = recipes.keyword_peaks(probs, stream, smoothing=40)
+    assert smoothed[0] == pytest.approx((20 * 0.9 + 20 * 0.25) / 40)
+
+
 def test_tradeoff_frr_at_and_calibration_pick_the_best_threshold():
     stream = _stream([0, 1, 0, 1, 2, 2], frame_rate=50.0)
     probs = _probs_for(stream, [0, 1, 0, None, 2, 2], peak=0.8)

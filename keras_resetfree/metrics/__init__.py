@@ -5,6 +5,7 @@ from keras_resetfree.metrics.detection import (
     detect,
     fire,
     match_detections,
+    moving_average,
     score_detections,
     smoothed_posteriors,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "detect",
     "fire",
     "match_detections",
+    "moving_average",
     "frame_accuracy",
     "noise_confidence",
     "score_detections",

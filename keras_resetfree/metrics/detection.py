@@ -1,6 +1,6 @@
 """Keyword-spotting detection scoring on a long stream: hits, misses, false alarms per hour."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,6 +15,7 @@ class DetectionScores:
         false_alarms: detections that hit no segment of their class.
         hours: duration of the stream.
         detections: `(frame, class)` of every detection.
+        false_alarm_detections: `(frame, class)` of the false alarms.
     """
 
     hits: int
@@ -22,6 +23,7 @@ class DetectionScores:
     false_alarms: int
     hours: float
     detections: list
+    false_alarm_detections: list = field(default_factory=list)
 
     @property
     def hit_rate(self):
@@ -70,8 +72,9 @@ def fire(best, peak, threshold, refractory_frames=50):
     return detections
 
 
-def smoothed_posteriors(probs, smoothing_frames=5, ignore_classes=()):
-    """The causal moving average of `detect`: `(best class, its smoothed posterior)` per frame."""
+def moving_average(probs, smoothing_frames=5):
+    """The causal moving average of `detect`, `(frames, classes)`: each frame's mean over
+    it and the `smoothing_frames - 1` before it (fewer at the start)."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
         raise ValueError(
@@ -81,7 +84,12 @@ def smoothed_posteriors(probs, smoothing_frames=5, ignore_classes=()):
         raise ValueError(f"smoothing_frames must be >= 1, got {smoothing_frames}.")
     total = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
     start = np.maximum(np.arange(len(probs)) + 1 - smoothing_frames, 0)
-    smoothed = (total[1:] - total[start]) / (np.arange(len(probs)) + 1 - start)[:, None]
+    return (total[1:] - total[start]) / (np.arange(len(probs)) + 1 - start)[:, None]
+
+
+def smoothed_posteriors(probs, smoothing_frames=5, ignore_classes=()):
+    """The causal moving average of `detect`: `(best class, its smoothed posterior)` per frame."""
+    smoothed = moving_average(probs, smoothing_frames)
     if len(ignore_classes):
         smoothed[:, list(ignore_classes)] = 0.0
     best = smoothed.argmax(-1)
@@ -127,7 +135,7 @@ def match_detections(detections, segments, hours, tolerance_frames=25):
     after the end); otherwise it is a false alarm."""
     segments = np.asarray(segments).reshape(-1, 3)
     hit = np.zeros(len(segments), dtype=bool)
-    false_alarms = 0
+    wrong = []
     if len(segments) and len(detections):
         # Only segments starting in (frame - reach, frame] can span a frame: look at
         # those through the sorted starts, not at every segment per detection (a
@@ -150,12 +158,12 @@ def match_detections(detections, segments, hours, tolerance_frames=25):
                 default=None,
             )
             if match is None:
-                false_alarms += 1
+                wrong.append((frame, label))
             else:
                 taken[match] = True
         hit = np.asarray(taken, dtype=bool)
     else:
-        false_alarms = len(detections)
+        wrong = list(detections)
     return DetectionScores(
-        int(hit.sum()), int((~hit).sum()), false_alarms, hours, detections
+        int(hit.sum()), int((~hit).sum()), len(wrong), hours, detections, wrong
     )

@@ -230,6 +230,57 @@ def detections(probs, stream, detector, ignore=None):
     return metrics.match_detections(found, _keyword_segments(stream, ignore), hours)
 
 
+# Where a false alarm fired (`false_alarm_sources`).
+FALSE_ALARM_SOURCES = ("another keyword", "an unknown word", "a silence clip", "noise")
+
+
+def keyword_peaks(probs, stream, smoothing=5, tolerance_frames=25, ignore=None):
+    """The highest smoothed posterior of each keyword segment's own word, `(keywords,)`.
+
+    Over the segment and the `tolerance_frames` after it, where a detection
+    of it counts as a hit, with the detector's moving average of `smoothing`
+    frames: the threshold a detector must stay below to find the word (if
+    nothing fires first). How sure a model is of the words it recognises.
+    """
+    ignore = ignored_classes(stream.label_names) if ignore is None else tuple(ignore)
+    smoothed = metrics.moving_average(probs, smoothing)
+    return np.array(
+        [
+            smoothed[a : min(b + tolerance_frames, len(smoothed)), c].max()
+            for a, b, c in _keyword_segments(stream, ignore)
+        ]
+    )
+
+
+def false_alarm_sources(probs, stream, detector, tolerance_frames=25):
+    """Counts of `detector`'s false alarms by what the stream held where each fired.
+
+    `{source: count}` over `FALSE_ALARM_SOURCES`: inside another keyword
+    segment (or up to `tolerance_frames` after it: a wrong word, or the
+    same word found twice), inside an `_unknown_` one, inside a segment of
+    a noise class (`_silence_`), or in the noise between segments.
+    """
+    ignore = ignored_classes(stream.label_names)
+    found = detections(probs, stream, detector, ignore)
+    segments = np.asarray(stream.segments).reshape(-1, 3)
+    order = np.argsort(segments[:, 0], kind="stable")
+    starts = segments[order, 0]
+    counts = dict.fromkeys(FALSE_ALARM_SOURCES, 0)
+    for frame, _ in found.false_alarm_detections:
+        # The latest segment starting at or before the frame, if it spans it.
+        k = int(np.searchsorted(starts, frame, side="right")) - 1
+        row = segments[order[k]] if k >= 0 else None
+        if row is None or frame >= row[1] + tolerance_frames:
+            counts["noise"] += 1
+        elif row[2] in stream.noise_classes:
+            counts["a silence clip"] += 1
+        elif row[2] in ignore:
+            counts["an unknown word"] += 1
+        else:
+            counts["another keyword"] += 1
+    return counts
+
+
 def tradeoff(
     probs, stream, smoothing=5, refractory=50, thresholds=THRESHOLDS, ignore=None
 ):
