@@ -9,6 +9,8 @@
     python benchmarks/kws_recipe.py labels   # the training labels of each mask, per SNR band
     KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py limits --load my_spotter
                                      # training vs held-out speakers, per SNR band, oracle resets
+    KERAS_BACKEND=tensorflow python benchmarks/kws_recipe.py ensemble --load DIR DIR ...
+                                     # several spotters' averaged posteriors against each alone
 
 `recipe` trains the recipe's default (`keras_resetfree.recipes.RecipeConfig`)
 on the speaker split of ../shared/data/speech_commands (12 labels), then on
@@ -394,7 +396,9 @@ def limits(args):
     test speakers; the test speakers per SNR band and almost clean; and the test stream
     with an oracle reset at every utterance start."""
     if args.load:
-        spotter = recipes.Spotter.load(args.load)
+        if len(args.load) != 1:
+            raise SystemExit(f"limits takes one spotter folder, got {len(args.load)}.")
+        spotter = recipes.Spotter.load(args.load[0])
         config = spotter.config
     else:
         config = config_from(args)
@@ -507,6 +511,62 @@ def limits(args):
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1, default=float))
 
 
+def ensemble(args):
+    """How much more several trained spotters recognise together than each alone: each
+    one's scores, and those of their averaged posteriors (as many times the flash), on the
+    first one's never-reset test stream. Capacity that costs no data."""
+    if not args.load or len(args.load) < 2:
+        raise SystemExit(
+            "ensemble needs two or more spotter folders: --load DIR DIR ..."
+        )
+    members = [recipes.Spotter.load(folder) for folder in args.load]
+    first = members[0]
+    for folder, member in zip(args.load, members):
+        if member.label_names != first.label_names:
+            raise SystemExit(
+                f"{folder} has labels {member.label_names}, {args.load[0]} "
+                f"{first.label_names}: an ensemble needs the same labels."
+            )
+    task = dataclasses.replace(
+        first.config.keyword_task(), evaluation_segments=args.test_segments
+    )
+    test = task.evaluation_stream("test")
+    print(
+        f"test stream of {args.load[0]} (seed {first.config.seed}): {args.test_segments} "
+        f"utterances, {len(test) / test.frame_rate / 3600:.2f} h, never reset; trade-off "
+        f"curves at smoothing {first.detector.smoothing}; every row with the same detector, "
+        f"silence where no label's mean posterior reaches 2 / {len(first.label_names)} "
+        "(not calibrated)\n"
+        "\n| spotter | parameters | segment accuracy | FRR at 1 / 5 / 10 FA/h |\n|---|---|---|---|"
+    )
+    detector = recipes.Detector(smoothing=first.detector.smoothing)
+    results, probs = {}, []
+    for folder, member in zip(args.load, members):
+        probs.append(
+            recipes.probabilities(recipes.stream_logits(member.model, test.features))
+        )
+        results[folder] = recipes.score(probs[-1], test, detector)
+        params = f"{member.model.count_params():,}"
+        print(ensemble_row(folder, params, results[folder]), flush=True)
+    name = f"average of the {len(members)}"
+    results[name] = recipes.score(np.mean(probs, axis=0), test, detector)
+    params = f"{sum(m.model.count_params() for m in members):,}"
+    print(ensemble_row(name, params, results[name]))
+    singles = [results[folder]["segment_accuracy"] for folder in args.load]
+    print(
+        f"\nthe average against the mean of its members: segment accuracy "
+        f"{100 * (results[name]['segment_accuracy'] - np.mean(singles)):+.1f} points"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = args.name or "kws_ensemble"
+    (RESULTS / f"{out}.json").write_text(json.dumps(results, indent=1, default=float))
+
+
+def ensemble_row(name, parameters, scores):
+    rates = " / ".join(f"{100 * scores[f'frr_at_{r:g}']:.1f}" for r in (1, 5, 10))
+    return f"| {name} | {parameters} | {100 * scores['segment_accuracy']:.1f} % | {rates} % |"
+
+
 def labels(args):
     """How each mask labels the training utterances against the `"speech"` mask (speech in
     the clean clip, and the 0.16 s after it), per SNR band: the share of an utterance's
@@ -580,7 +640,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "mode",
-        choices=["recipe", "ablation", "sizes", "data", "drift", "labels", "limits"],
+        choices=[
+            "recipe",
+            "ablation",
+            "sizes",
+            "data",
+            "drift",
+            "labels",
+            "limits",
+            "ensemble",
+        ],
     )
     default = recipes.RecipeConfig()
     parser.add_argument("--family", default=default.family, choices=recipes.FAMILIES)
@@ -653,8 +722,10 @@ def main():
     )
     parser.add_argument(
         "--load",
+        nargs="+",
         default=None,
-        help="limits mode: a spotter folder (--save, resetfree train) instead of training one",
+        help="limits mode: a spotter folder (--save, resetfree train) instead of training "
+        "one; ensemble mode: the spotters to average",
     )
     parser.add_argument("--no-augment", action="store_true", help="no augmentation")
     parser.add_argument(
@@ -709,6 +780,7 @@ def main():
         "drift": drift,
         "labels": labels,
         "limits": limits,
+        "ensemble": ensemble,
     }
     modes[args.mode](args)
 
