@@ -220,11 +220,12 @@ def main(argv=None):
     p.add_argument("--depth", type=int, default=None, help="recurrent layers")
     p.add_argument(
         "--front-end",
-        nargs=2,
+        nargs="+",
         type=int,
-        metavar=("FILTERS", "KERNEL"),
+        metavar="N",
         default=None,
-        help="a causal convolution over time before the recurrent layers",
+        help="FILTERS KERNEL [LAYERS]: causal convolutions over time before the "
+        "recurrent layers",
     )
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument(

@@ -657,11 +657,12 @@ def main():
     parser.add_argument("--depth", type=int, default=default.depth)
     parser.add_argument(
         "--front-end",
-        nargs=2,
+        nargs="+",
         type=int,
-        metavar=("FILTERS", "KERNEL"),
+        metavar="N",
         default=default.front_end,
-        help="a causal convolution over time before the recurrent layers",
+        help="FILTERS KERNEL [LAYERS]: causal convolutions over time before the "
+        "recurrent layers",
     )
     parser.add_argument(
         "--dropout",

@@ -59,7 +59,7 @@ def test_build_model_rejects_bad_arguments():
         recipes.build_model("gru", 13, 3, dropout=1.0)
     with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\)"):
         recipes.RecipeConfig(dropout=-0.1)
-    for bad in ((8, 1), (0, 3), 5, ("a", 3)):
+    for bad in ((8, 1), (0, 3), 5, ("a", 3), (8, 3, 0), (8, 3, 2, 1)):
         with pytest.raises(ValueError, match="front_end must be None or"):
             recipes.build_model("gru", 13, 3, front_end=bad)
     with pytest.raises(ValueError, match="front_end must be None or"):
@@ -75,6 +75,22 @@ def test_front_end_is_a_streaming_causal_convolution():
         Streamer(model).run(x, chunk_size=1), _numpy(model(x)), rtol=1e-4, atol=1e-5
     )
     assert recipes.RecipeConfig(front_end=(6, 3)).front_end == [6, 3]
+    # Stacked: each output of the second layer sees 2 * (3 - 1) + 1 = 5 frames.
+    keras.utils.set_random_seed(0)
+    model = recipes.build_model("gru", 13, 3, size=8, front_end=(6, 3, 2))
+    second = model.get_layer("front_end_2")
+    assert (second.cell.filters, second.cell.kernel_size) == (6, 3)
+    assert model.get_layer("front_end").output.shape[-1] == 6
+    x = np.random.default_rng(1).normal(size=(1, 40, 13)).astype("float32")
+    np.testing.assert_allclose(
+        Streamer(model).run(x, chunk_size=1), _numpy(model(x)), rtol=1e-4, atol=1e-5
+    )
+    head = keras.Model(model.input, second.output)
+    changed = x.copy()
+    changed[0, 20] += 1.0
+    moved = np.abs(_numpy(head(changed)) - _numpy(head(x))).max(-1)[0]
+    assert moved[:20].max() == 0 and moved[25:].max() == 0 and moved[20] > 0
+    assert recipes.RecipeConfig(front_end=[6, 3, 2]).front_end == [6, 3, 2]
 
 
 def test_dropout_trains_only_and_streams():

@@ -94,7 +94,9 @@ def build_model(
             when the features are wider than the recurrent layer.
         front_end: None, or `(filters, kernel_size)` of a causal convolution
             over time (`layers.TemporalConv`, ReLU) before the first
-            recurrent layer: each of its outputs sees `kernel_size` frames.
+            recurrent layer: each of its outputs sees `kernel_size` frames;
+            `(filters, kernel_size, layers)` stacks `layers` of them (each
+            output then sees `layers * (kernel_size - 1) + 1` frames).
         normalization: None, a `keras.layers.Normalization` (adapted or
             not), or an array of training features to adapt one on.
         dropout: rate of a `keras.layers.Dropout` after each recurrent
@@ -125,8 +127,13 @@ def build_model(
             normalization.adapt(data)
         x = normalization(x)
     if front_end is not None:
-        filters, kernel_size = front_end
-        x = layers.TemporalConv(filters, kernel_size=kernel_size, name="front_end")(x)
+        filters, kernel_size, *stacked = front_end
+        for i in range(stacked[0] if stacked else 1):
+            x = layers.TemporalConv(
+                filters,
+                kernel_size=kernel_size,
+                name="front_end" if i == 0 else f"front_end_{i + 1}",
+            )(x)
     if projection is not None:
         x = keras.layers.Dense(int(projection), name="projection")(x)
     for _ in range(int(depth)):
@@ -143,16 +150,16 @@ def build_model(
 
 
 def checked_front_end(front_end):
-    """`(filters, kernel_size)` as ints, or None; a message naming the value otherwise."""
+    """`(filters, kernel_size[, layers])` as ints, or None; a message naming the value otherwise."""
     if front_end is None:
         return None
     try:
-        filters, kernel_size = (int(v) for v in front_end)
+        values = tuple(int(v) for v in front_end)
     except (TypeError, ValueError):
-        filters = kernel_size = 0
-    if filters <= 0 or kernel_size < 2:
+        values = ()
+    if len(values) not in (2, 3) or values[0] <= 0 or values[1] < 2 or min(values) < 1:
         raise ValueError(
-            "front_end must be None or (filters > 0, kernel_size >= 2 frames), "
-            f"got {front_end!r}."
+            "front_end must be None or (filters > 0, kernel_size >= 2 frames[, "
+            f"layers >= 1]), got {front_end!r}."
         )
-    return filters, kernel_size
+    return values

@@ -43,7 +43,8 @@ class RecipeConfig:
         unknown, silence: add the `_unknown_` and `_silence_` labels.
         family, size, depth, projection, front_end, dropout: the model
             (`recipes.build_model`); `front_end = [filters, kernel_size]` puts
-            a causal convolution over time before the recurrent layers.
+            a causal convolution over time before the recurrent layers,
+            `[filters, kernel_size, layers]` a stack of them.
         snr_db: `(min, max)` SNR of training and evaluation streams.
         train_snr_db: `(min, max)` SNR of the training streams, if not
             `snr_db` (above 20 dB the noise is lowered, not the speech raised:
