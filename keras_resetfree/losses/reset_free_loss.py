@@ -60,8 +60,9 @@ class ResetFreeLoss(keras.losses.Loss):
 
     where K holds the classes labelled in the sequence (P = 0 when none is).
     A detector fires on a word's peak posterior, and the per-frame
-    cross-entropy alone leaves a small model unsure even where it is right;
-    this term makes each word's best frame confident. `peak_weight * P` is
+    cross-entropy alone can leave a small model unsure even where it is
+    right; this term trains each word's best frame to be confident (on the
+    keyword recipe it did not pay: `docs/keyword_spotting.md`). `peak_weight * P` is
     added to every frame of the sequence, so after the mean over frames it
     weighs as a per-frame term would (and `sample_weight` weighs it with its
     frames). Two utterances of one class in the same sequence share a peak.
