@@ -112,7 +112,7 @@ def test_quantization_aware_model_trains():
 @pytest.mark.parametrize(
     "family, front_end",
     [(f, None) for f in ("vanilla_rnn", "leaky_rnn", "gru", "lstm", "ssm")]
-    + [("gru", (8, 3))],
+    + [("gru", (8, 3)), ("gru", (8, 3, 2))],
 )
 def test_int8_state_takes_the_ranges_and_stays_integer(family, front_end):
     pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
@@ -156,9 +156,18 @@ def test_int8_state_takes_the_ranges_and_stays_integer(family, front_end):
     test = _stream(600, seed=3)
     reference = Streamer(aware).run(test[None], chunk_size=100)[0]
     got = export.MicroStepper(data).run(test)
-    # Weights, activations and state on the same grids in both: about one
-    # frame in a hundred differs (ties and TFLite's LOGISTIC/TANH tables).
-    assert np.mean(got.argmax(-1) == reference.argmax(-1)) >= 0.985
+    # Weights, activations and state on the same grids in both: the logits
+    # stay within a few output steps, and the argmax differs on about one
+    # frame in a hundred of those that are no near-tie (TFLite's
+    # LOGISTIC/TANH tables). An untrained stacked front end leaves most
+    # frames near a tie, where a rounding step decides the argmax.
+    (low, high) = aware.layers[-1].tensor_ranges["output"]
+    assert np.abs(got - reference).max() <= 8 * (high - low) / 255.0
+    top = np.sort(reference, axis=-1)
+    clear = top[:, -1] - top[:, -2] > 0.1
+    assert clear.mean() > 0.5
+    agree = got.argmax(-1)[clear] == reference.argmax(-1)[clear]
+    assert np.mean(agree) >= 0.985
 
 
 def test_weights_on_tflites_symmetric_int8_grid():
