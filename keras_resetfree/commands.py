@@ -292,7 +292,26 @@ def evaluate(args):
         f"detector threshold {spotter.detector.threshold:.4g}, smoothing {spotter.detector.smoothing}"
     )
     _print_scores(scores)
-    result = {"test": scores}
+    # Why it misses and where it fires: how sure it is of the keywords, and
+    # what the stream held where each false alarm fired.
+    detector = spotter.detector
+    sources = recipes.false_alarm_sources(probs, test, detector)
+    peaks = recipes.keyword_peaks(probs, test, detector.smoothing)
+    print(
+        "its false alarms fired on: "
+        + ", ".join(f"{name} {count}" for name, count in sources.items())
+    )
+    if len(peaks):
+        print(
+            f"keywords whose own word's posterior reaches the threshold: "
+            f"{100 * np.mean(peaks > detector.threshold):.1f} % (median peak "
+            f"{np.median(peaks):.3f})"
+        )
+    result = {
+        "test": scores,
+        "false_alarm_sources": sources,
+        "keyword_peaks": peaks.tolist(),
+    }
     if args.false_alarm_hours:
         quiet = task.false_alarm_stream("test", args.false_alarm_hours)
         quiet_probs = recipes.probabilities(

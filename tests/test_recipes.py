@@ -706,7 +706,14 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     assert (
         "false alarms per hour" in printed and "noise and unknown words only" in printed
     )
-    assert json.loads(report.read_text())["false_alarm_stream"]["hours"] >= 0.02
+    assert "its false alarms fired on: another keyword" in printed
+    written = json.loads(report.read_text())
+    assert written["false_alarm_stream"]["hours"] >= 0.02
+    assert set(written["false_alarm_sources"]) == set(
+        recipes.scoring.FALSE_ALARM_SOURCES
+    )
+    assert all(0.0 <= p <= 1.0 for p in written["keyword_peaks"])
+    assert "keywords whose own word's posterior reaches the threshold" in printed
     if keras.backend.backend() != "tensorflow":
         return  # conversion runs on TensorFlow (test_export covers the subprocess path)
     pytest.importorskip("tflite_micro", reason="the tflm extra is not installed")
