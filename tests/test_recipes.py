@@ -467,9 +467,10 @@ def test_unknown_share_changes_the_training_streams_only():
         recipes.RecipeConfig(unknown_share=0.25, unknown=False)
 
 
-def test_fit_trains_with_the_peak_term():
+def _two_tone_task():
+    """A tiny two-word task (one tone per word, every split the same), no augmentation."""
     words = _tones((300, 900), ["low", "high"], ["s", "s"])
-    task = recipes.KeywordTask(
+    return recipes.KeywordTask(
         {"train": words, "validation": words, "test": words},
         recipes.split_noise(None),
         ["low", "high"],
@@ -477,6 +478,10 @@ def test_fit_trains_with_the_peak_term():
         evaluation_segments=4,
         augmentation=Augmentation.none(),
     )
+
+
+def test_fit_trains_with_the_peak_term():
+    task = _two_tone_task()
     model = recipes.build_model("gru", 13, 2, size=4)
     history, _ = recipes.fit(
         model, task, max_epochs=1, window=40, batch_size=2, verbose=0, peak_weight=0.5
@@ -486,15 +491,7 @@ def test_fit_trains_with_the_peak_term():
 
 
 def test_fit_with_weight_average_keeps_the_averaged_weights():
-    words = _tones((300, 900), ["low", "high"], ["s", "s"])
-    task = recipes.KeywordTask(
-        {"train": words, "validation": words, "test": words},
-        recipes.split_noise(None),
-        ["low", "high"],
-        segments_per_epoch=6,
-        evaluation_segments=4,
-        augmentation=Augmentation.none(),
-    )
+    task = _two_tone_task()
 
     class Seen(keras.callbacks.Callback):
         # Runs after SwapEMAWeights and StreamValidation: sees what validation scored.
