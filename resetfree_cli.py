@@ -227,6 +227,12 @@ def main(argv=None):
         help="FILTERS KERNEL [LAYERS]: causal convolutions over time before the "
         "recurrent layers",
     )
+    p.add_argument(
+        "--mfcc-coefficients",
+        type=int,
+        default=None,
+        help="MFCC coefficients per frame, of 40 mel bins (default 13)",
+    )
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument(
         "--target-false-alarms",

@@ -220,6 +220,7 @@ def train(args):
         "size": args.size,
         "depth": args.depth,
         "front_end": args.front_end,
+        "mfcc_coefficients": args.mfcc_coefficients,
         "max_epochs": args.max_epochs,
         "target_false_alarms_per_hour": args.target_false_alarms,
         "seed": args.seed,

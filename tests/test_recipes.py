@@ -467,6 +467,17 @@ def test_unknown_share_changes_the_training_streams_only():
         recipes.RecipeConfig(unknown_share=0.25, unknown=False)
 
 
+def test_mfcc_coefficients_set_the_features_of_every_stream():
+    config = recipes.RecipeConfig(mfcc_coefficients=20)
+    assert config.make_features(16000).num_coefficients == 20
+    assert recipes.RecipeConfig().make_features(16000).num_coefficients == 13
+    for bad in (0, 2.5, "13"):
+        with pytest.raises(ValueError, match="mfcc_coefficients must be an integer"):
+            recipes.RecipeConfig(mfcc_coefficients=bad)
+    with pytest.raises(ValueError, match="num_coefficients <= num_mel_bins"):
+        recipes.RecipeConfig(mfcc_coefficients=41)
+
+
 def _two_tone_task():
     """A tiny two-word task (one tone per word, every split the same), no augmentation."""
     words = _tones((300, 900), ["low", "high"], ["s", "s"])
@@ -662,10 +673,11 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     config.write_text(
         f'data = "{data}"\nwords = ["high", "low"]\nsize = 8\nsegments_per_epoch = 60\n'
         "evaluation_segments = 30\nmax_epochs = 2\npatience = 2\ncalibration_hours = 0.03\n"
-        "train_snr_db = [0, 40]\nunknown_share = 0.3\n"
+        "train_snr_db = [0, 40]\nunknown_share = 0.3\nmfcc_coefficients = 8\n"
     )
     task = recipes.load_config(config).keyword_task()
     assert task.train_snr_db == (0.0, 40.0) and task.unknown_share == 0.3
+    assert task.train_stream(0, 2).features.shape[1] == 8
     out = tmp_path / "spotter"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -674,6 +686,8 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     assert meta["label_names"] == ["high", "low", "_unknown_", "_silence_"]
     assert meta["config"]["train_snr_db"] == [0, 40]
     assert meta["config"]["unknown_share"] == 0.3
+    assert meta["config"]["mfcc_coefficients"] == 8
+    assert recipes.Spotter.load(out).model.input_shape[-1] == 8
     assert meta["scores"]["epochs"] <= 2 and 0 < meta["detector"]["threshold"] <= 1
     assert meta["scores"]["calibration_hours"] >= 0.03
     assert (
@@ -730,6 +744,8 @@ def test_cli_train_evaluate_convert_sketch_on_your_own_keywords(tmp_path, capsys
     threshold = float(np.float32(meta["detector"]["threshold"]))
     assert f"kDetectionThreshold = {threshold!r}f;" in settings
     assert "kIgnoredClasses[kNumClasses] = {false, false, true, true}" in settings
+    # The board computes the MFCCs the spotter was trained on.
+    assert "kNumCoefficients = 8;" in (sketch / "feature_config.h").read_text()
     assert main(["convert", str(out), "--out", str(tmp_path / "m.tflite")]) == 0
     assert (tmp_path / "m.normalization.json").is_file()
     capsys.readouterr()

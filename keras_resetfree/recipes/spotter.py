@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_resetfree import datasets
+from keras_resetfree import datasets, features
 from keras_resetfree.recipes import families, scoring, tasks, training
 from keras_resetfree.streams.augmentation import Augmentation
 
@@ -45,6 +45,8 @@ class RecipeConfig:
             (`recipes.build_model`); `front_end = [filters, kernel_size]` puts
             a causal convolution over time before the recurrent layers,
             `[filters, kernel_size, layers]` a stack of them.
+        mfcc_coefficients: MFCC coefficients per frame (of the 40 mel bins of
+            `keras_resetfree.features.MFCC`); the sketch computes the same.
         snr_db: `(min, max)` SNR of training and evaluation streams.
         train_snr_db: `(min, max)` SNR of the training streams, if not
             `snr_db` (above 20 dB the noise is lowered, not the speech raised:
@@ -92,6 +94,7 @@ class RecipeConfig:
     projection: int = None
     front_end: list = None
     dropout: float = 0.0
+    mfcc_coefficients: int = 13
     snr_db: list = field(default_factory=lambda: [0.0, 20.0])
     train_snr_db: list = None
     unknown_share: float = None
@@ -129,6 +132,7 @@ class RecipeConfig:
             "window",
             "batch_size",
             "depth",
+            "mfcc_coefficients",
         )
         for name in positive:
             value = getattr(self, name)
@@ -183,6 +187,7 @@ class RecipeConfig:
             for value in ranges:
                 _check_snr_range("calibration_snr_db", value)
         self.make_augmentation()
+        self.make_features(16000)
 
     def make_augmentation(self):
         if self.augmentation == "none":
@@ -198,6 +203,10 @@ class RecipeConfig:
                 f"Unknown augmentation keys {unknown}; known: {sorted(known)}."
             )
         return Augmentation(**self.augmentation)
+
+    def make_features(self, sample_rate):
+        """The feature layer of this config's streams at `sample_rate`."""
+        return features.MFCC(sample_rate, num_coefficients=self.mfcc_coefficients)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -218,6 +227,7 @@ class RecipeConfig:
             evaluation_segments=self.evaluation_segments,
             seed=self.seed,
         )
+        task.features = self.make_features(task.sample_rate)
         task.mask = self.mask
         task.verbose = verbose
         return task
