@@ -62,6 +62,7 @@ def config_from(args, **changes):
         weight_average=args.weight_average,
         train_snr_db=args.train_snr_db,
         unknown_share=args.unknown_share,
+        mfcc_coefficients=args.mfcc_coefficients,
     )
     if args.window:
         values["window"] = args.window
@@ -69,6 +70,8 @@ def config_from(args, **changes):
         values["learning_rate"] = args.learning_rate
     if args.no_augment:
         values["augmentation"] = "none"
+    elif args.gain_db:
+        values["augmentation"] = {"gain_db": args.gain_db}
     values.update(changes)
     return recipes.RecipeConfig(**values)
 
@@ -113,16 +116,6 @@ def recipe(args):
     start = time.perf_counter()
     config = config_from(args, evaluation_segments=args.test_segments)
     task = config.keyword_task()
-    if args.mfcc_coefficients:
-        if args.save:
-            raise SystemExit(
-                "--save keeps the recipe's features; --mfcc-coefficients is for measuring only."
-            )
-        from keras_resetfree import features
-
-        task.features = features.MFCC(
-            task.sample_rate, num_coefficients=args.mfcc_coefficients
-        )
     spotter = recipes.train_spotter(config, task, verbose=2)
     recipe_seconds = time.perf_counter() - start
     test = task.evaluation_stream("test")
@@ -429,10 +422,19 @@ def limits(args):
         dataclasses.replace(task, snr_db=(40, 40)),
         "test",
     )
+    # The whole input (noise and speech) quieter or louder, as another
+    # microphone's gain or distance would make it.
+    for gain in (-20, -40, 10):
+        variants[
+            f"test speakers, input {abs(gain)} dB {'quieter' if gain < 0 else 'louder'}"
+        ] = (
+            dataclasses.replace(task, noise_rms=task.noise_rms * 10.0 ** (gain / 20.0)),
+            "test",
+        )
     variants["test speakers, reset at every utterance (oracle)"] = (task, "test")
     results, test, test_probs = {}, None, None
     for name, (variant, split) in variants.items():
-        # The oracle row runs the 0-20 dB test stream (built two rows before) again.
+        # The oracle row runs the 0-20 dB test stream (built above) again.
         oracle = "oracle" in name
         stream = test if oracle else variant.evaluation_stream(split)
         resets = stream.segments[:, 0] if oracle else ()
@@ -730,6 +732,14 @@ def main():
     )
     parser.add_argument("--no-augment", action="store_true", help="no augmentation")
     parser.add_argument(
+        "--gain-db",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="gain range of each training block, dB (default: the recipe's, -10 10)",
+    )
+    parser.add_argument(
         "--name",
         default=None,
         help="recipe and data modes: results file name (default kws_recipe[_no_augment], kws_data)",
@@ -747,8 +757,8 @@ def main():
     parser.add_argument(
         "--mfcc-coefficients",
         type=int,
-        default=None,
-        help="recipe mode: MFCC coefficients of every stream (of 40 mel bins; the recipe's: 13)",
+        default=default.mfcc_coefficients,
+        help="MFCC coefficients per frame, of 40 mel bins",
     )
     parser.add_argument(
         "--train-snr-db",
