@@ -386,7 +386,8 @@ def drift(args):
 def limits(args):
     """What limits a spotter's accuracy, told apart on one model: never-reset streams (no
     augmentation, 0-20 dB) of the speakers it trained on, the validation speakers and the
-    test speakers; the test speakers per SNR band and almost clean; and the test stream
+    test speakers; the test speakers per SNR band, almost clean, and with the whole input
+    20 or 40 dB quieter or 10 dB louder (another microphone's gain); and the test stream
     with an oracle reset at every utterance start."""
     if args.load:
         if len(args.load) != 1:
