@@ -32,6 +32,10 @@ MASKS = ("temporal_intensity", "energy", "speech", "truth")
 # `calibration_ranges`): speech at the 20 dB level, the noise 20 dB lower.
 QUIET_ROOM_DB = 40.0
 
+# The mel bins of the recipe's MFCCs (`features.MFCC`'s default), of which
+# `RecipeConfig.mfcc_coefficients` are kept.
+MFCC_MEL_BINS = 40
+
 
 @dataclass
 class RecipeConfig:
@@ -187,7 +191,11 @@ class RecipeConfig:
             for value in ranges:
                 _check_snr_range("calibration_snr_db", value)
         self.make_augmentation()
-        self.make_features(16000)
+        if self.mfcc_coefficients > MFCC_MEL_BINS:
+            raise ValueError(
+                f"mfcc_coefficients must be <= {MFCC_MEL_BINS} (the MFCC's mel bins), got "
+                f"{self.mfcc_coefficients}."
+            )
 
     def make_augmentation(self):
         if self.augmentation == "none":
@@ -206,7 +214,11 @@ class RecipeConfig:
 
     def make_features(self, sample_rate):
         """The feature layer of this config's streams at `sample_rate`."""
-        return features.MFCC(sample_rate, num_coefficients=self.mfcc_coefficients)
+        return features.MFCC(
+            sample_rate,
+            num_mel_bins=MFCC_MEL_BINS,
+            num_coefficients=self.mfcc_coefficients,
+        )
 
     def to_dict(self):
         return dataclasses.asdict(self)
